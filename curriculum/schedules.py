@@ -1,0 +1,126 @@
+"""Schedules: small pure functions of the step number.
+
+Steps are 1-based everywhere: global step 1 is the first optimizer step of the run, stage
+step 1 the first step of a stage (the same numbering as ``StepMetrics``). A schedule value
+for step ``s`` is the value used *while computing* step ``s`` (its rollouts and its update).
+
+>>> from curriculum.config import StageConfig, TemperatureConfig, TrainConfig
+>>> st = StageConfig(steps=5, temperature=TemperatureConfig(1.2, 0.9, "linear"))
+>>> [round(temperature_at(st, s, 5), 3) for s in range(1, 6)]
+[1.2, 1.125, 1.05, 0.975, 0.9]
+>>> tr = TrainConfig(learning_rate=1e-4, lr_floor=1e-5, warmup_steps=2, lr_schedule="linear")
+>>> [round(learning_rate_at(tr, s, 5), 8) for s in range(1, 6)]
+[5e-05, 0.0001, 7e-05, 4e-05, 1e-05]
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from curriculum.config import RunConfig, StageConfig, TrainConfig
+
+__all__ = [
+    "decay_start_step",
+    "learning_rate_at",
+    "run_learning_rate",
+    "stage_at",
+    "stage_bounds",
+    "stage_temperature_range",
+    "temperature_at",
+    "total_steps",
+]
+
+
+def _clamp(step: int, last: int) -> int:
+    return min(max(step, 1), max(last, 1))
+
+
+def temperature_at(stage_cfg: StageConfig, stage_step: int, stage_steps: int) -> float:
+    """Sampling temperature at ``stage_step`` (1..stage_steps): start at step 1, end at the last."""
+    t = stage_cfg.temperature
+    start, end = t.start, (t.start if t.end is None else t.end)
+    if t.schedule == "constant" or stage_steps <= 1:
+        return start
+    frac = (_clamp(stage_step, stage_steps) - 1) / (stage_steps - 1)  # 0 .. 1
+    if t.schedule == "linear":
+        return start + (end - start) * frac
+    if t.schedule == "cosine":
+        return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * frac))
+    raise ValueError(f"unknown temperature schedule {t.schedule!r} (use constant|linear|cosine)")
+
+
+def learning_rate_at(
+    train_cfg: TrainConfig, global_step: int, total_steps: int, *, decay_start: int = 0
+) -> float:
+    """LR at ``global_step`` (1..total_steps), like nanoGPT's get_lr.
+
+    Warm-up: step s <= W gets lr * s / W (step 1 is never at LR 0). Then the peak LR holds
+    until ``decay_start`` (the last step before the decay); then constant, or linear /
+    cosine down to ``lr_floor``, which the last step reaches exactly.
+    """
+    lr, floor, warm = train_cfg.learning_rate, train_cfg.lr_floor, train_cfg.warmup_steps
+    s = _clamp(global_step, total_steps)
+    if s <= warm:
+        return lr * s / warm
+    first = max(warm, decay_start)  # last step at the peak
+    if train_cfg.lr_schedule == "constant" or s <= first or total_steps <= first:
+        return lr
+    frac = (s - first) / (total_steps - first)  # (0, 1], 1 at the last step
+    if train_cfg.lr_schedule == "linear":
+        return floor + (lr - floor) * (1.0 - frac)
+    if train_cfg.lr_schedule == "cosine":
+        return floor + (lr - floor) * 0.5 * (1.0 + math.cos(math.pi * frac))
+    raise ValueError(f"unknown lr schedule {train_cfg.lr_schedule!r} (use constant|linear|cosine)")
+
+
+def stage_bounds(config: RunConfig) -> list[tuple[str, int, int]]:
+    """(name, first_step, last_step) per stage in order; global steps, 1-based, inclusive."""
+    out, first = [], 1
+    for name, stage in config.stages.items():
+        out.append((name, first, first + stage.steps - 1))
+        first += stage.steps
+    return out
+
+
+def total_steps(config: RunConfig) -> int:
+    """Planned optimizer steps of the whole run."""
+    return sum(stage.steps for stage in config.stages.values())
+
+
+def stage_at(config: RunConfig, global_step: int) -> tuple[str, int]:
+    """(stage name, stage step) of a planned global step; past the end = the last stage."""
+    bounds = stage_bounds(config)
+    for name, first, last in bounds:
+        if global_step <= last:
+            return name, max(global_step - first + 1, 1)
+    name, first, _ = bounds[-1]
+    return name, global_step - first + 1
+
+
+def decay_start_step(config: RunConfig) -> int:
+    """The last global step before the LR decay (train.lr_decay_from; 0 = decay after warm-up)."""
+    name = config.train.lr_decay_from
+    if name is None:
+        return 0
+    for stage, first, _ in stage_bounds(config):
+        if stage == name:
+            return first - 1
+    raise ValueError(f"train.lr_decay_from names unknown stage {name!r}")
+
+
+def run_learning_rate(config: RunConfig, global_step: int) -> float:
+    """The LR the run uses at ``global_step``: the run curve times the stage's learning_rate_scale."""
+    curve = learning_rate_at(
+        config.train, global_step, total_steps(config), decay_start=decay_start_step(config)
+    )
+    name, _ = stage_at(config, global_step)
+    return curve * config.stages[name].learning_rate_scale
+
+
+def stage_temperature_range(stage_cfg: StageConfig) -> tuple[float, float]:
+    """(temperature at the first step, temperature at the last step) of a stage."""
+    return temperature_at(stage_cfg, 1, stage_cfg.steps), temperature_at(
+        stage_cfg, stage_cfg.steps, stage_cfg.steps
+    )
