@@ -1,0 +1,564 @@
+"""Puzzle sampling (rejection on exactly one solution), dedupe, and record building.
+
+>>> recs = generate(3, 2, seed=1)
+>>> len(recs), recs[0]["people"], len(recs[0]["names"]), sorted(recs[0]["knight_knave"])
+(2, 3, 3, ['Knave', 'Knight', 'a_knave', 'a_knight', 'knave', 'knight'])
+>>> from kk_puzzles import parse_statements, solve
+>>> solve(parse_statements(recs[0]["statements"])) == [tuple(recs[0]["solution"])]
+True
+"""
+
+from __future__ import annotations
+
+try:  # blake2 without loading OpenSSL (hashlib's import costs ~20 ms per process)
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - other Python builds
+    from hashlib import blake2b
+import itertools
+import random
+from bisect import bisect_right
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any
+
+from .grammar import Statement, canonical
+from .render import (
+    NAMES,
+    ROLE_PAIRS,
+    SPEECH_TEMPLATES,
+    claim_pattern,
+    render_quiz,
+    role_words,
+    solution_text,
+    solution_text_format,
+)
+from .solver import MAX_PEOPLE, knight_masks
+from .trace import Claim, claim_for, render_trace, trace_steps
+
+MIN_PEOPLE = 2
+MAX_DEPTH = 5
+MAX_WIDTH = 6
+OPERATORS = ("leaf", "not", "and", "or", "->", "<=>")
+DEFAULT_OP_WEIGHTS: dict[str, float] = dict.fromkeys(OPERATORS, 1.0)  # mem-kk-logic's mix
+RANDOM_ROLE_WORDS = "random"
+# Give up when this many samples in a row bring no new puzzle (space exhausted).
+STALL_LIMIT = 20_000
+
+
+class GenerationError(ValueError):
+    """Arguments that cannot produce the requested puzzles (one-line message)."""
+
+
+def puzzle_id(statements: Sequence[Statement]) -> str:
+    """Stable content hash of the canonical form (commutative operands sorted).
+
+    >>> puzzle_id((('lying', 1), ('telling-truth', 0))) == puzzle_id((('lying', 1), ('telling-truth', 0)))
+    True
+    >>> a = (('and', ('lying', 1), ('telling-truth', 0)), ('lying', 0))
+    >>> b = (('and', ('telling-truth', 0), ('lying', 1)), ('lying', 0))
+    >>> puzzle_id(a) == puzzle_id(b)
+    True
+    """
+    return _hash_key(repr(tuple(canonical(s) for s in statements)))
+
+
+def _hash_key(key: str) -> str:
+    return blake2b(key.encode(), digest_size=8).hexdigest()
+
+
+def _people_chooser(
+    people: int | Sequence[int] | Mapping[int, float],
+) -> tuple[list[int], list[float] | None]:
+    if isinstance(people, bool):
+        raise GenerationError(f"people must be an int, a list or a mapping, got {people!r}")
+    if isinstance(people, int):
+        counts, weights = [people], None
+    elif isinstance(people, Mapping):
+        counts = [int(k) for k in people]
+        weights = [float(people[k]) for k in people]
+        if any(w < 0 for w in weights) or sum(weights) <= 0:
+            raise GenerationError(f"people weights must be >= 0 with a positive sum: {people!r}")
+    else:
+        counts, weights = [int(k) for k in people], None
+        if not counts:
+            raise GenerationError("people is empty")
+    for c in counts:
+        if not MIN_PEOPLE <= c <= MAX_PEOPLE:
+            raise GenerationError(f"people must be between {MIN_PEOPLE} and {MAX_PEOPLE}, got {c}")
+    if weights is not None:
+        total = sum(weights)
+        acc, cum = 0.0, []
+        for w in weights:
+            acc += w / total
+            cum.append(acc)
+        cum[-1] = 1.0
+        weights = cum
+    return counts, weights
+
+
+def check_knobs(depth: int, width: int, op_weights: Mapping[str, float] | None) -> dict[str, float]:
+    """Validate depth/width/operator weights; return the full weight table."""
+    weights = dict(DEFAULT_OP_WEIGHTS)
+    if op_weights is not None:
+        unknown = sorted(set(op_weights) - set(OPERATORS))
+        if unknown:
+            raise GenerationError(
+                f"unknown operator(s) {', '.join(unknown)}; known: {', '.join(OPERATORS)}"
+            )
+        weights.update({k: float(v) for k, v in op_weights.items()})
+    if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+        raise GenerationError("operator weights must be >= 0 with a positive sum")
+    if not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
+        raise GenerationError(f"depth must be between 2 and {MAX_DEPTH}, got {depth}")
+    if not isinstance(width, int) or not 2 <= width <= MAX_WIDTH:
+        raise GenerationError(f"width must be between 2 and {MAX_WIDTH}, got {width}")
+    compound = sum(weights[k] for k in ("and", "or", "->", "<=>"))
+    if depth < 2 or compound == 0:
+        # Claims that are single (possibly negated) literals give parity constraints
+        # x_i = x_j (+1): flipping everyone maps solutions to solutions, never exactly one.
+        raise GenerationError(
+            f"depth {depth} with these operators cannot yield a unique puzzle: claims need "
+            "depth >= 2 and some weight on and/or/->/<=>"
+        )
+    return weights
+
+
+class _Meta:
+    """Per-claim facts reused by every puzzle that contains the claim."""
+
+    __slots__ = ("canon", "claim", "pattern", "text")
+
+    def __init__(self, speaker: int, stmt: Statement, cache: bool = True) -> None:
+        self.text = repr(stmt)
+        canon = canonical(stmt)
+        self.canon = self.text if canon == stmt else repr(canon)
+        self.claim = claim_for(speaker, stmt) if cache else Claim(speaker, stmt)
+        self.pattern = claim_pattern(stmt)
+
+
+_METAS: dict[tuple[int, Statement], _Meta] = {}
+
+
+# Claims repeat across puzzles only when there are few people; above this, keep no cache
+# (it would only cost memory).
+CACHE_MAX_PEOPLE = 10
+
+
+def _meta(speaker: int, stmt: Statement, people: int) -> _Meta:
+    if people > CACHE_MAX_PEOPLE:
+        return _Meta(speaker, stmt, cache=False)
+    key = (speaker, stmt)
+    m = _METAS.get(key)
+    if m is None:
+        if len(_METAS) > 100_000:  # bound memory on long runs
+            _METAS.clear()
+        m = _METAS[key] = _Meta(speaker, stmt)
+    return m
+
+
+class _Sampler:
+    """Samples one speaker's statement together with its truth mask."""
+
+    def __init__(
+        self, n: int, depth: int, width: int, weights: dict[str, float], rng: random.Random
+    ) -> None:
+        knights, full = knight_masks(n)
+        self.n, self.depth, self.width, self.full = n, depth, width, full
+        self.knights = knights
+        self.random = rng.random
+        self.leaves = []
+        for s in range(n):
+            row = [(("telling-truth", p), knights[p]) for p in range(n)]
+            row += [(("lying", p), full ^ knights[p]) for p in range(n) if p != s]
+            self.leaves.append(row)
+        total = sum(weights.values())
+        acc, self.ops = 0.0, []
+        for op in OPERATORS:
+            if weights[op] > 0:
+                acc += weights[op] / total
+                self.ops.append((acc, op))
+        self.ops[-1] = (1.0, self.ops[-1][1])
+        self.tables = self._tables(weights) if depth == 2 else None
+
+    def _tables(self, weights: dict[str, float]) -> list[tuple[list[float], list]] | None:
+        """Every depth-2 claim of each speaker with its probability, when that list is short.
+
+        Same distribution as the recursive sampler (operator by weight, operand count
+        uniform in 2..width, distinct operands in random order), one draw per claim.
+        """
+        size = len(self.leaves[0])
+        if self.n > CACHE_MAX_PEOPLE or size ** min(self.width, size) > 4000:
+            return None
+        total = sum(weights.values())
+        ks = [min(k, size) for k in range(2, self.width + 1)]
+        out = []
+        for row in self.leaves:
+            probs: list[float] = []
+            entries: list[tuple[Statement, int]] = []
+            for op in OPERATORS:
+                w = weights[op] / total
+                if w <= 0:
+                    continue
+                if op == "leaf":
+                    for leaf in row:
+                        probs.append(w / size)
+                        entries.append(leaf)
+                    continue
+                if op == "not":
+                    for st, m in row:
+                        probs.append(w / size)
+                        entries.append((("not", st), self.full ^ m))
+                    continue
+                counts = ks if op in ("and", "or") else [2]
+                for k in sorted(set(counts)):
+                    pk = w * counts.count(k) / len(counts)
+                    perms = list(itertools.permutations(row, k))
+                    for combo in perms:
+                        masks = [c[1] for c in combo]
+                        if op == "and":
+                            m = masks[0]
+                            for x in masks[1:]:
+                                m &= x
+                        elif op == "or":
+                            m = masks[0]
+                            for x in masks[1:]:
+                                m |= x
+                        elif op == "->":
+                            m = (self.full ^ masks[0]) | masks[1]
+                        else:
+                            m = self.full ^ masks[0] ^ masks[1]
+                        probs.append(pk / len(perms))
+                        entries.append(((op, *(c[0] for c in combo)), m))
+            cum = list(itertools.accumulate(probs))
+            cum[-1] = 1.0
+            out.append((cum, entries, [None] * len(entries)))
+        return out
+
+    def sample(self, speaker: int, depth: int) -> tuple[Statement, int]:
+        rnd = self.random
+        if depth > 1:
+            r = rnd()
+            op = next(o for edge, o in self.ops if r < edge)
+        else:
+            op = "leaf"
+        if op == "leaf":
+            row = self.leaves[speaker]
+            return row[int(rnd() * len(row))]
+        full = self.full
+        if op == "not":
+            sub, m = self.sample(speaker, depth - 1)
+            return ("not", sub), full ^ m
+        if op == "and" or op == "or":
+            k = 2 + int(rnd() * (self.width - 1))
+        else:
+            k = 2
+        if depth == 2:
+            # Operands are leaves: draw k distinct ones directly (same distribution as
+            # drawing leaves and rejecting repeats, with fewer calls).
+            row = self.leaves[speaker]
+            size = len(row)
+            if k > size:
+                k = size
+            idx: list[int] = []
+            while len(idx) < k:
+                x = int(rnd() * size)
+                if x not in idx:
+                    idx.append(x)
+            picked = [row[x] for x in idx]
+            subs = [p[0] for p in picked]
+            masks = [p[1] for p in picked]
+        else:
+            subs = []
+            masks = []
+            while len(subs) < k:
+                sub, m = self.sample(speaker, depth - 1)
+                if sub not in subs:  # distinct operands, like mem-kk-logic
+                    subs.append(sub)
+                    masks.append(m)
+        if op == "and":
+            m = masks[0]
+            for x in masks[1:]:
+                m &= x
+        elif op == "or":
+            m = masks[0]
+            for x in masks[1:]:
+                m |= x
+        elif op == "->":
+            m = (full ^ masks[0]) | masks[1]
+        else:
+            m = full ^ masks[0] ^ masks[1]
+        return (op, *subs), m
+
+    def puzzle(self) -> tuple[tuple[Statement, ...], int, list[_Meta]] | None:
+        """Statements with exactly one solution (its assignment bits, claim facts), else None."""
+        full, knights = self.full, self.knights
+        ok = full
+        stmts = []
+        tables = self.tables
+        rnd = self.random
+        picks = []
+        for s in range(self.n):
+            if tables is not None:
+                i = bisect_right(tables[s][0], rnd())
+                st, m = tables[s][1][i]
+                picks.append(i)
+            else:
+                st, m = self.sample(s, self.depth)
+            ok &= full ^ knights[s] ^ m
+            if not ok:
+                return None
+            stmts.append(st)
+        if ok & (ok - 1):
+            return None
+        metas = []
+        for s, st in enumerate(stmts):
+            if tables is None:
+                metas.append(_meta(s, st, self.n))
+                continue
+            cache = tables[s][2]
+            meta = cache[picks[s]]
+            if meta is None:
+                meta = cache[picks[s]] = _Meta(s, st)
+            metas.append(meta)
+        return tuple(stmts), ok.bit_length() - 1, metas
+
+
+def _pick(rng: random.Random, pool: Sequence[str], k: int) -> list[str]:
+    """k distinct items (partial Fisher-Yates on random(), stable across Python versions)."""
+    items = list(pool)
+    rnd = rng.random
+    for i in range(k):
+        j = i + int(rnd() * (len(items) - i))
+        items[i], items[j] = items[j], items[i]
+    return items[:k]
+
+
+class _HashStream:
+    """Uniform draws from blake2b digests of a key (cheaper than seeding a Random)."""
+
+    __slots__ = ("counter", "key", "pool")
+
+    def __init__(self, key: str) -> None:
+        self.key = key.encode()
+        self.counter = 0
+        self.pool = 1
+
+    def below(self, m: int) -> int:
+        if self.pool < 1 << 64:  # keep >= 64 random bits in the pool, so bias is < 2^-58
+            digest = blake2b(self.key + self.counter.to_bytes(4, "little")).digest()
+            self.counter += 1
+            self.pool = int.from_bytes(digest, "little") | 1 << 512
+        self.pool, x = divmod(self.pool, m)
+        return x
+
+
+def surface(pid: str, seed: int | None, people: int) -> tuple[list[str], int, list[int]]:
+    """Names, a role-pair draw and speech templates of one puzzle, from its own stream.
+
+    Keyed by (seed, id), so a perturbation can re-render the same puzzle changing one thing.
+    """
+    h = _HashStream(f"{seed}:{pid}")
+    below = h.below
+    names = list(NAMES)
+    for i in range(people):
+        j = i + below(len(names) - i)
+        names[i], names[j] = names[j], names[i]
+    role_i = below(len(ROLE_PAIRS))
+    n_t = len(SPEECH_TEMPLATES)
+    templates = [below(n_t) for _ in range(people)]
+    return names[:people], role_i, templates
+
+
+def build_record(
+    statements: Sequence[Statement],
+    solution: Sequence[bool],
+    names: Sequence[str],
+    roles: dict[str, str],
+    templates: Sequence[int],
+    *,
+    depth: int,
+    width: int,
+    seed: int | None,
+    order: Sequence[int] | None = None,
+    pid: str | None = None,
+    metas: Sequence[_Meta] | None = None,
+) -> dict[str, Any]:
+    """A full record (interop fields first, in mem-kk-logic's order, then ours)."""
+    solution = [bool(x) for x in solution]
+    names = list(names)
+    kn, kv = roles["a_knight"], roles["a_knave"]
+    if metas is None:
+        metas = [_meta(i, s, len(statements)) for i, s in enumerate(statements)]
+    texts = [m.pattern.format(*names, K=kn, V=kv) for m in metas]
+    steps = trace_steps(statements, claims=[m.claim for m in metas])
+    sol_text = solution_text(names, solution, roles)
+    return {
+        "quiz": render_quiz(statements, names, roles, templates, order, texts),
+        "names": names,
+        "knight_knave": dict(roles),
+        "solution": solution,
+        "solution_text": sol_text,
+        "solution_text_format": solution_text_format(names, solution, roles),
+        "statements": "("
+        + ", ".join(m.text for m in metas)
+        + ("," if len(metas) == 1 else "")
+        + ")",
+        "id": pid or puzzle_id(statements),
+        "people": len(statements),
+        "depth": depth,
+        "width": width,
+        "seed": seed,
+        "cot": render_trace(statements, names, roles, steps, texts, sol_text),
+    }
+
+
+def _generate(
+    people: int | Sequence[int] | Mapping[int, float],
+    n: int,
+    *,
+    rng: random.Random,
+    seed: int,
+    depth: int,
+    width: int,
+    role_words_spec: str,
+    op_weights: Mapping[str, float] | None,
+    exclude_ids: Collection[str],
+    progress: Callable[[int], None] | None,
+) -> list[dict[str, Any]]:
+    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+        raise GenerationError(f"n must be a positive integer, got {n!r}")
+    weights = check_knobs(depth, width, op_weights)
+    counts, cum = _people_chooser(people)
+    if role_words_spec == RANDOM_ROLE_WORDS:
+        role_choices = [role_words(k) for k in ROLE_PAIRS]
+    else:
+        try:
+            role_choices = [role_words(role_words_spec)]
+        except ValueError as exc:
+            raise GenerationError(str(exc)) from None
+    samplers = {c: _Sampler(c, depth, width, weights, rng) for c in counts}
+    seen = set(exclude_ids)
+    rnd = rng.random
+    out: list[dict[str, Any]] = []
+    stall = 0
+    while len(out) < n:
+        if cum is None:
+            c = counts[0] if len(counts) == 1 else counts[int(rnd() * len(counts))]
+        else:
+            r = rnd()
+            c = next(k for k, edge in zip(counts, cum, strict=True) if r < edge)
+        got = samplers[c].puzzle()
+        if got is None:
+            stall += 1
+            if stall > STALL_LIMIT:
+                _stalled(people, n, len(out), depth, width)
+            continue
+        stmts, bits, metas = got
+        pid = _hash_key("(" + ", ".join(m.canon for m in metas) + ")")
+        if pid in seen:
+            stall += 1
+            if stall > STALL_LIMIT:
+                _stalled(people, n, len(out), depth, width)
+            continue
+        stall = 0
+        seen.add(pid)
+        names, role_i, templates = surface(pid, seed, c)
+        roles = role_choices[role_i % len(role_choices)]
+        solution = [bool(bits >> i & 1) for i in range(c)]
+        out.append(
+            build_record(
+                stmts,
+                solution,
+                names,
+                roles,
+                templates,
+                depth=depth,
+                width=width,
+                seed=seed,
+                pid=pid,
+                metas=metas,
+            )
+        )
+        if progress is not None and (len(out) % 256 == 0 or len(out) == n):
+            progress(len(out))
+    return out
+
+
+def _stalled(people: Any, n: int, made: int, depth: int, width: int) -> None:
+    raise GenerationError(
+        f"only {made} of {n} distinct unique-solution puzzles found for people={people}, "
+        f"depth={depth}, width={width} ({STALL_LIMIT} samples in a row gave nothing new); "
+        "ask for fewer puzzles or more people/depth/width"
+    )
+
+
+def generate(
+    people: int | Sequence[int] | Mapping[int, float],
+    n: int,
+    *,
+    seed: int = 0,
+    depth: int = 2,
+    width: int = 2,
+    role_words: str = "knight/knave",
+    op_weights: Mapping[str, float] | None = None,
+    exclude_ids: Collection[str] = (),
+    progress: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """``n`` distinct puzzles, each with exactly one solution, deterministic in the arguments.
+
+    ``people``: a count, a sequence of counts (uniform mix) or a mapping count -> weight.
+    ``depth``: levels of each claim counting leaves (2 = one operator over leaves).
+    ``width``: most operands of an 'and'/'or'. ``role_words``: a pair such as
+    ``"saint/sinner"``, or ``"random"`` for a random known pair per puzzle.
+    ``op_weights``: relative weights of ``leaf, not, and, or, ->, <=>`` (default equal).
+    ``exclude_ids``: ids that must not be produced (to keep a held-out set disjoint).
+    ``progress``: called with the number of puzzles made so far.
+    """
+    return _generate(
+        people,
+        n,
+        rng=random.Random(seed),
+        seed=seed,
+        depth=depth,
+        width=width,
+        role_words_spec=role_words,
+        op_weights=op_weights,
+        exclude_ids=exclude_ids,
+        progress=progress,
+    )
+
+
+def split(
+    people: int | Sequence[int] | Mapping[int, float],
+    n_train: int,
+    n_test: int,
+    *,
+    seed: int = 0,
+    exclude_ids: Collection[str] = (),
+    **kwargs: Any,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Disjoint (train, test) sets: test is ``generate(people, n_test, seed=seed, ...)``,
+    train is drawn from a separate stream with the test ids excluded.
+
+    The test set therefore does not depend on ``n_train``. ``progress`` (if given) is
+    called with the number made so far, test first, then train.
+
+    >>> train, test = split(3, 20, 5, seed=3)
+    >>> len(train), len(test), bool({r["id"] for r in train} & {r["id"] for r in test})
+    (20, 5, False)
+    """
+    progress = kwargs.pop("progress", None)  # counts test then train puzzles
+    test = generate(people, n_test, seed=seed, exclude_ids=exclude_ids, progress=progress, **kwargs)
+    taken = set(exclude_ids) | {r["id"] for r in test}
+    train = _generate(
+        people,
+        n_train,
+        rng=random.Random(f"kk-train-stream:{seed}"),
+        seed=seed,
+        depth=kwargs.get("depth", 2),
+        width=kwargs.get("width", 2),
+        role_words_spec=kwargs.get("role_words", "knight/knave"),
+        op_weights=kwargs.get("op_weights"),
+        exclude_ids=taken,
+        progress=None if progress is None else (lambda k: progress(n_test + k)),
+    )
+    return train, test

@@ -1,0 +1,219 @@
+"""English rendering: names, role words, speech templates, quiz and solution texts.
+
+>>> roles = role_words("knight/knave")
+>>> render_claim(('->', ('telling-truth', 1), ('lying', 0)), ["Mia", "Owen"], roles)
+'if Owen is a knight then Mia is a knave'
+>>> solution_text(["Mia", "Owen"], (True, False), roles)
+'Mia is a knight, and Owen is a knave.'
+>>> print(solution_text_format(["Mia", "Owen"], (True, False), roles))
+(1) Mia is a knight
+(2) Owen is a knave
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from .grammar import LEAF_OPS, Statement
+
+# One token each, none a prefix of another (answer parsers match names by prefix), none
+# a role word.
+NAMES: tuple[str, ...] = (
+    "Abigail", "Adrian", "Alice", "Amelia", "Arthur", "Aurora", "Beatrice", "Benjamin",
+    "Bianca", "Caleb", "Camila", "Carter", "Chloe", "Clara", "Daniel", "Delilah",
+    "Dominic", "Dylan", "Eleanor", "Elijah", "Ella", "Emily", "Ethan", "Evelyn",
+    "Felix", "Fiona", "Gabriel", "Georgia", "Grace", "Hannah", "Harper", "Hazel",
+    "Henry", "Hugo", "Iris", "Isaac", "Ivy", "Jack", "Jasper", "Julia",
+    "Kai", "Kevin", "Layla", "Leo", "Liam", "Lily", "Logan", "Lucas",
+    "Luna", "Madison", "Maya", "Mia", "Miles", "Nathan", "Nina", "Noah",
+    "Nora", "Oliver", "Olivia", "Oscar", "Owen", "Paige", "Penelope", "Quinn",
+    "Riley", "Ruby", "Ryan", "Samuel", "Sarah", "Scarlett", "Sebastian", "Sofia",
+    "Stella", "Theo", "Thomas", "Uma", "Victor", "Violet", "Wyatt", "Xavier",
+    "Yara", "Zachary", "Zoe", "Aaron", "Beckett", "Cora", "Diego", "Elise",
+    "Freya", "Gideon", "Harvey", "Imogen", "Jonah", "Kira", "Lorenzo", "Margot",
+    "Naomi", "Orion", "Priya", "Rosalind", "Silas", "Tessa", "Ulric", "Vera",
+    "Willow", "Yusuf", "Zara", "Ingrid", "Malcolm", "Rhea", "Tobias", "Wanda",
+)  # fmt: skip
+
+# Role-word pairs: (truthful role, lying role). The first is the default.
+ROLE_PAIRS: dict[str, tuple[str, str]] = {
+    "knight/knave": ("knight", "knave"),
+    "saint/sinner": ("saint", "sinner"),
+    "truth-teller/liar": ("truth-teller", "liar"),
+    "hero/villain": ("hero", "villain"),
+    "angel/devil": ("angel", "devil"),
+    "sage/fool": ("sage", "fool"),
+    "pioneer/laggard": ("pioneer", "laggard"),
+    "altruist/egoist": ("altruist", "egoist"),
+}
+DEFAULT_ROLE_WORDS = "knight/knave"
+
+# Ways a person's claim is reported; {c} is the claim, {C} the claim capitalised.
+SPEECH_TEMPLATES: tuple[str, ...] = (
+    '{name} says, "{C}."',
+    "{name} claims that {c}.",
+    '{name} tells you, "{C}."',
+    "According to {name}, {c}.",
+    "{name} insists that {c}.",
+    '"{C}," says {name}.',
+    '{name} announces: "{C}."',
+    '{name} replies, "{C}."',
+    "When asked, {name} says that {c}.",
+    "{name} mentions that {c}.",
+    '{name} states: "{C}."',
+    "{name} swears that {c}.",
+    '"{C}," {name} whispers.',
+    "{name} declares that {c}.",
+    'You hear {name} say, "{C}."',
+    "{name} points out that {c}.",
+)
+
+INTRO = (
+    "Every inhabitant of this island is either {a_knight} or {a_knave}. "
+    "{Knight}s always tell the truth, and {knave}s always lie. "
+)
+OUTRO = "Who is {a_knight} and who is {a_knave}?"
+
+_WORD = re.compile(r"^[a-z][a-z-]*[a-z]$")
+
+
+def _article(word: str) -> str:
+    return ("an " if word[0] in "aeiou" else "a ") + word
+
+
+def role_words(spec: str = DEFAULT_ROLE_WORDS) -> dict[str, str]:
+    """The ``knight_knave`` dict of a record, keys in mem-kk-logic's order.
+
+    ``spec`` is a known pair such as ``"saint/sinner"`` or any ``"truthful/lying"`` pair of
+    lower-case words.
+
+    >>> role_words("truth-teller/liar")["a_knight"]
+    'a truth-teller'
+    """
+    parts = spec.split("/") if isinstance(spec, str) else []
+    if len(parts) != 2 or not all(_WORD.match(p) for p in parts) or parts[0] == parts[1]:
+        known = ", ".join(ROLE_PAIRS)
+        raise ValueError(
+            f"role words must look like 'truthful/lying' (lower-case words), e.g. {known}; "
+            f"got {spec!r}"
+        )
+    knight, knave = parts
+    return {
+        "knight": knight,
+        "knave": knave,
+        "a_knight": _article(knight),
+        "a_knave": _article(knave),
+        "Knight": knight.capitalize(),
+        "Knave": knave.capitalize(),
+    }
+
+
+def _leaf(stmt: Statement, names: Sequence[str], roles: dict[str, str], neg: bool = False) -> str:
+    role = roles["a_knight"] if stmt[0] == "telling-truth" else roles["a_knave"]
+    return f"{names[stmt[1]]} is {'not ' if neg else ''}{role}"
+
+
+_PLACEHOLDER_ROLES = {"a_knight": "{K}", "a_knave": "{V}"}
+_PATTERNS: dict[Statement, str] = {}
+
+
+def claim_pattern(stmt: Statement) -> str:
+    """The claim with ``{i}`` for names and ``{K}``/``{V}`` for roles (cached)."""
+    pattern = _PATTERNS.get(stmt)
+    if pattern is None:
+        if len(_PATTERNS) > 200_000:  # bound memory on long runs
+            _PATTERNS.clear()
+        holders = [f"{{{i}}}" for i in range(_max_person(stmt) + 1)]
+        pattern = _PATTERNS[stmt] = _render(stmt, holders, _PLACEHOLDER_ROLES)
+    return pattern
+
+
+def render_claim(stmt: Statement, names: Sequence[str], roles: dict[str, str]) -> str:
+    """A claim in English; compound parts of deeper claims are put in parentheses."""
+    return claim_pattern(stmt).format(*names, K=roles["a_knight"], V=roles["a_knave"])
+
+
+def _max_person(stmt: Statement) -> int:
+    if stmt[0] in LEAF_OPS:
+        return stmt[1]
+    return max(_max_person(s) for s in stmt[1:])
+
+
+def _render(stmt: Statement, names: Sequence[str], roles: dict[str, str]) -> str:
+    op = stmt[0]
+    if op in LEAF_OPS:
+        return _leaf(stmt, names, roles)
+    if op == "not":
+        sub = stmt[1]
+        if sub[0] in LEAF_OPS:
+            return _leaf(sub, names, roles, neg=True)
+        return "it is not the case that " + _part(sub, names, roles)
+    parts = [_part(s, names, roles) for s in stmt[1:]]
+    if op == "and":
+        return " and ".join(parts)
+    if op == "or":
+        return " or ".join(parts)
+    if op == "->":
+        return f"if {parts[0]} then {parts[1]}"
+    return f"{parts[0]} if and only if {parts[1]}"
+
+
+def _part(stmt: Statement, names: Sequence[str], roles: dict[str, str]) -> str:
+    text = _render(stmt, names, roles)
+    if stmt[0] in LEAF_OPS or (stmt[0] == "not" and stmt[1][0] in LEAF_OPS):
+        return text
+    return f"({text})"
+
+
+def speech(template: str, name: str, claim: str) -> str:
+    """Fill a speech template."""
+    return template.format(name=name, c=claim, C=claim[0].upper() + claim[1:])
+
+
+def join_names(names: Sequence[str]) -> str:
+    """'A, B, and C' (and 'A and B' for two)."""
+    if len(names) == 2:
+        return f"{names[0]} and {names[1]}"
+    return ", ".join(names[:-1]) + ", and " + names[-1]
+
+
+def render_quiz(
+    statements: Sequence[Statement],
+    names: Sequence[str],
+    roles: dict[str, str],
+    templates: Sequence[int],
+    order: Sequence[int] | None = None,
+    claims: Sequence[str] | None = None,
+) -> str:
+    """The puzzle text: intro, one reported claim per person (in ``order``), question.
+
+    ``claims`` may hold the already rendered claims (``render_claim`` of each statement).
+    """
+    n = len(statements)
+    if claims is None:
+        claims = [render_claim(s, names, roles) for s in statements]
+    out = [INTRO.format(**roles), f"You meet {n} inhabitants: {join_names(names)}."]
+    for i in order if order is not None else range(n):
+        out.append(" " + speech(SPEECH_TEMPLATES[templates[i]], names[i], claims[i]))
+    out.append(" " + OUTRO.format(**roles))
+    return "".join(out)
+
+
+def solution_text(names: Sequence[str], solution: Sequence[bool], roles: dict[str, str]) -> str:
+    """'A is a knight, B is a knave, and C is a knight.' (mem-kk-logic's layout)."""
+    parts = [
+        f"{n} is {roles['a_knight'] if k else roles['a_knave']}"
+        for n, k in zip(names, solution, strict=True)
+    ]
+    return ", ".join(parts[:-1]) + ", and " + parts[-1] + "."
+
+
+def solution_text_format(
+    names: Sequence[str], solution: Sequence[bool], roles: dict[str, str]
+) -> str:
+    """'(1) A is a knight\\n(2) B is a knave' : the answer format the rewards expect."""
+    return "\n".join(
+        f"({i}) {n} is {roles['a_knight'] if k else roles['a_knave']}"
+        for i, (n, k) in enumerate(zip(names, solution, strict=True), 1)
+    )

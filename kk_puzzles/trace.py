@@ -1,0 +1,274 @@
+"""A readable, deterministic step-by-step solution trace (the ``cot`` field).
+
+The search assumes a role for someone, lets each claim force what it can, and backs up
+on a contradiction:
+
+- *forced*: a person can hold only one role, because in the other role their claim could
+  not be what that role requires, given the roles fixed so far;
+- *contradiction*: a fixed person's claim can no longer match their role, or some person
+  can hold neither role;
+- *backtrack*: both roles of an assumed person failed, so an earlier assumption is wrong.
+
+Each check looks at one claim and only at the people it mentions (a small truth table per
+claim), so a reader can verify every step by hand.
+
+>>> stmts = (('lying', 1), ('and', ('telling-truth', 0), ('telling-truth', 1)))
+>>> roles = {"knight": "knight", "knave": "knave", "a_knight": "a knight", "a_knave": "a knave",
+...          "Knight": "Knight", "Knave": "Knave"}
+>>> print(render_trace(stmts, ["Ann", "Bo"], roles, trace_steps(stmts)))
+Let's reason step by step: assume a role for someone, follow what each claim forces, and back up when we reach a contradiction.
+Assume Ann is a knight.
+Ann is a knight, so the claim "Bo is a knave" is true; hence Bo is a knave.
+Every claim is now consistent with its speaker's role.
+Conclusion: Ann is a knight, and Bo is a knave.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .grammar import LEAF_OPS, Statement, mentioned
+from .render import render_claim, solution_text
+from .solver import knight_masks, statement_mask
+
+Step = tuple  # ('forced', person, role) ('assume', person, role) ('reject', person, role)
+# ('implied', ((person, role), ...), speaker, speaker_role) ('implied_any', (...), speaker)
+# ('claim', person, role) ('neither', person) ('backtrack', person) ('done', assignment)
+
+HEADER = (
+    "Let's reason step by step: assume a role for someone, follow what each claim forces, "
+    "and back up when we reach a contradiction."
+)
+
+
+def _remap(stmt: Statement, local: dict[int, int]) -> Statement:
+    if stmt[0] in LEAF_OPS:
+        return (stmt[0], local[stmt[1]])
+    return (stmt[0], *(_remap(s, local) for s in stmt[1:]))
+
+
+class Claim:
+    """One speaker's consistency condition as a truth table over the people involved."""
+
+    __slots__ = ("bits", "kmask", "memo", "speaker", "table", "vars")
+
+    def __init__(self, speaker: int, stmt: Statement) -> None:
+        people = sorted({speaker, *mentioned(stmt)})
+        local = {p: i for i, p in enumerate(people)}
+        knights, full = knight_masks(len(people))
+        truth = statement_mask(_remap(stmt, local), knights, full)
+        self.table = full ^ knights[local[speaker]] ^ truth
+        self.kmask = knights[local[speaker]]
+        self.vars = [(p, knights[i], full ^ knights[i]) for i, p in enumerate(people)]
+        self.bits = sum(1 << p for p in people)
+        self.speaker = speaker
+        self.memo: dict[tuple[int, int], Any] = {}
+
+    def check(self, known: int, value: int) -> Any:
+        """What this claim says given the fixed roles (only its own people's bits matter).
+
+        None: nothing new; a 1-tuple (step,): contradiction; else (steps, known, value)
+        bits to add. Memoised: the same claim meets the same situations very often.
+        """
+        key = (known & self.bits, value & self.bits)
+        hit = self.memo.get(key, self)
+        if hit is not self:
+            return hit
+        res = self._check(known, value)
+        if len(self.memo) < 4096:
+            self.memo[key] = res
+        return res
+
+    def _check(self, known: int, value: int) -> Any:
+        j = self.speaker
+        allowed = self.table
+        for p, kn, kv in self.vars:
+            if known >> p & 1:
+                allowed &= kn if value >> p & 1 else kv
+        if not allowed:
+            if known >> j & 1:
+                return (("claim", j, bool(value >> j & 1)),)
+            return (("neither", j),)
+        forced = [
+            (p, not allowed & kv)
+            for p, kn, kv in self.vars
+            if not known >> p & 1 and not (allowed & kn and allowed & kv)
+        ]
+        if not forced:
+            return None
+        steps: list[Step] = []
+        others = tuple(f for f in forced if f[0] != j)
+        if len(others) < len(forced):
+            steps.append(("forced", j, bool(allowed & self.kmask)))
+        if others:
+            if known >> j & 1:
+                steps.append(("implied", others, j, bool(value >> j & 1)))
+            elif len(others) == len(forced):
+                steps.append(("implied_any", others, j))
+            else:  # the speaker's role was just forced above
+                steps.append(("implied", others, j, bool(allowed & self.kmask)))
+        add_known = sum(1 << p for p, _ in forced)
+        add_value = sum(1 << p for p, role in forced if role)
+        return tuple(steps), add_known, add_value
+
+
+_CLAIMS: dict[tuple[int, Statement], Claim] = {}
+
+
+def claim_for(speaker: int, stmt: Statement) -> Claim:
+    key = (speaker, stmt)
+    c = _CLAIMS.get(key)
+    if c is None:
+        if len(_CLAIMS) > 200_000:  # bound memory on long mixed runs
+            _CLAIMS.clear()
+        c = _CLAIMS[key] = Claim(speaker, stmt)
+    return c
+
+
+def trace_steps(
+    statements: Sequence[Statement],
+    max_steps: int = 100_000,
+    claims: Sequence[Claim] | None = None,
+) -> list[Step]:
+    """The structured trace: a list of steps ending in ('done', assignment)."""
+    n = len(statements)
+    if claims is None:
+        claims = [claim_for(i, s) for i, s in enumerate(statements)]
+    all_known = (1 << n) - 1
+    steps: list[Step] = []
+
+    touch = [0] * n  # claims that mention each person (a speaker mentions themself)
+    for j, c in enumerate(claims):
+        for p, _, _ in c.vars:
+            touch[p] |= 1 << j
+
+    def propagate(known: int, value: int, dirty: int) -> tuple[int, int] | None:
+        # Re-check only claims about people fixed since the last check, lowest index first.
+        while dirty:
+            low = dirty & -dirty
+            dirty ^= low
+            j = low.bit_length() - 1
+            c = claims[j]
+            res = c.memo.get((known & c.bits, value & c.bits), c)  # inlined check()
+            if res is c:
+                res = c.check(known, value)
+            if res is None:
+                continue
+            if len(res) == 1:
+                steps.append(res[0])
+                return None
+            new_steps, add_known, add_value = res
+            steps.extend(new_steps)
+            known |= add_known
+            value |= add_value
+            while add_known:
+                low = add_known & -add_known
+                add_known ^= low
+                dirty |= touch[low.bit_length() - 1]
+        return known, value
+
+    def dfs(known: int, value: int, dirty: int) -> int | None:
+        if len(steps) > max_steps:
+            raise RuntimeError(f"trace longer than {max_steps} steps")
+        res = propagate(known, value, dirty)
+        if res is None:
+            return None
+        known, value = res
+        if known == all_known:
+            return value
+        j = (~known & (known + 1)).bit_length() - 1  # lowest unassigned person
+        steps.append(("assume", j, True))
+        out = dfs(known | 1 << j, value | 1 << j, touch[j])
+        if out is not None:
+            return out
+        steps.append(("reject", j, True))
+        out = dfs(known | 1 << j, value, touch[j])
+        if out is not None:
+            return out
+        steps.append(("backtrack", j))
+        return None
+
+    found = dfs(0, 0, all_known)
+    if found is None:
+        steps.append(("fail",))
+    else:
+        steps.append(("done", tuple(bool(found >> i & 1) for i in range(n))))
+    return steps
+
+
+def _forced_list(forced: Sequence[tuple[int, bool]], names: Sequence[str], roles: dict) -> str:
+    parts = [f"{names[p]} is {roles['a_knight'] if r else roles['a_knave']}" for p, r in forced]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def render_trace(
+    statements: Sequence[Statement],
+    names: Sequence[str],
+    roles: dict[str, str],
+    steps: Sequence[Step],
+    claim_texts: Sequence[str] | None = None,
+    conclusion: str | None = None,
+) -> str:
+    """The trace as English lines (header, one line per step, conclusion).
+
+    ``claim_texts`` may hold the already rendered claims of all speakers.
+    """
+    a_kn, a_kv = roles["a_knight"], roles["a_knave"]
+    claims: dict[int, str] = dict(enumerate(claim_texts)) if claim_texts is not None else {}
+
+    def claim(p: int) -> str:
+        if p not in claims:
+            claims[p] = render_claim(statements[p], names, roles)
+        return claims[p]
+
+    lines = [HEADER]
+    for st in steps:
+        kind = st[0]
+        if kind == "forced":
+            p, role = st[1], st[2]
+            other, need = (a_kv, "false") if role else (a_kn, "true")
+            lines.append(
+                f"{names[p]} must be {a_kn if role else a_kv}: if {names[p]} were {other}, "
+                f'the claim "{claim(p)}" would have to be {need}, and it cannot be.'
+            )
+        elif kind == "implied":
+            j, jrole = st[2], st[3]
+            lines.append(
+                f'{names[j]} is {a_kn if jrole else a_kv}, so the claim "{claim(j)}" is '
+                f"{'true' if jrole else 'false'}; hence {_forced_list(st[1], names, roles)}."
+            )
+        elif kind == "implied_any":
+            j = st[2]
+            lines.append(
+                f'Whatever {names[j]} is, {names[j]}\'s claim "{claim(j)}" requires that '
+                f"{_forced_list(st[1], names, roles)}."
+            )
+        elif kind == "assume":
+            lines.append(f"Assume {names[st[1]]} is {a_kn if st[2] else a_kv}.")
+        elif kind == "reject":
+            p = st[1]
+            lines.append(
+                f"So {names[p]} cannot be {a_kn if st[2] else a_kv}; "
+                f"{names[p]} must be {a_kv if st[2] else a_kn}."
+            )
+        elif kind == "claim":
+            p, role = st[1], st[2]
+            lines.append(
+                f'Contradiction: {names[p]}\'s claim "{claim(p)}" cannot be '
+                f"{'true' if role else 'false'} now, yet {names[p]} is {a_kn if role else a_kv}."
+            )
+        elif kind == "neither":
+            p = st[1]
+            lines.append(f"Contradiction: {names[p]} can be neither {a_kn} nor {a_kv} now.")
+        elif kind == "backtrack":
+            lines.append(
+                f"Both roles for {names[st[1]]} fail, so an earlier assumption is wrong; "
+                "we go back."
+            )
+        elif kind == "done":
+            lines.append("Every claim is now consistent with its speaker's role.")
+            lines.append("Conclusion: " + (conclusion or solution_text(names, st[1], roles)))
+        else:
+            lines.append("No assignment of roles is consistent with all the claims.")
+    return "\n".join(lines)
