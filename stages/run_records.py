@@ -81,7 +81,9 @@ class StepMetrics:
     step_seconds: float
     reward_mean: float
     reward_std: float
-    rewards: dict[str, float]  # reward function name -> batch mean (as TRL logs rewards/<name>/mean)
+    rewards: dict[
+        str, float
+    ]  # reward function name -> batch mean (as TRL logs rewards/<name>/mean)
     format_error_ratio: float
     all_correct_ratio: float
     wrong_answer_ratio: float
