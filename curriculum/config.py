@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -285,26 +286,29 @@ def _apply_override(cfg: DictConfig, item: str) -> None:
     parts = key.split(".")
     node: Any = cfg
     try:
-        for i, part in enumerate(parts):
-            k = _norm_key(node, part)
-            last = i == len(parts) - 1
-            if isinstance(node, DictConfig) and k not in node:
-                if _is_structured(node):
-                    known = ".".join(parts[: i + 1])
-                    raise ConfigError(f"unknown config key '{known}'{_suggest(known)}")
-                if not last:
-                    elem = node._metadata.element_type
-                    node[k] = elem() if is_dataclass(elem) else {}  # e.g. a new stage
-            if last:
-                target = node[k] if isinstance(node, DictConfig) and k in node else None
-                if isinstance(value, dict) and isinstance(target, DictConfig):
-                    value = {_norm_key(target, str(kk)): v for kk, v in value.items()}
-                if isinstance(value, dict) and _is_structured(target):
-                    node[k] = OmegaConf.merge(target, value)  # sections merge
+        with warnings.catch_warnings():
+            # "x=1" on a float key becomes 1.0 (as intended); OmegaConf 2.4 warns about such conversions.
+            warnings.filterwarnings("ignore", "Implicit conversion from", FutureWarning)
+            for i, part in enumerate(parts):
+                k = _norm_key(node, part)
+                last = i == len(parts) - 1
+                if isinstance(node, DictConfig) and k not in node:
+                    if _is_structured(node):
+                        known = ".".join(parts[: i + 1])
+                        raise ConfigError(f"unknown config key '{known}'{_suggest(known)}")
+                    if not last:
+                        elem = node._metadata.element_type
+                        node[k] = elem() if is_dataclass(elem) else {}  # e.g. a new stage
+                if last:
+                    target = node[k] if isinstance(node, DictConfig) and k in node else None
+                    if isinstance(value, dict) and isinstance(target, DictConfig):
+                        value = {_norm_key(target, str(kk)): v for kk, v in value.items()}
+                    if isinstance(value, dict) and _is_structured(target):
+                        node[k] = OmegaConf.merge(target, value)  # sections merge
+                    else:
+                        node[k] = value  # scalars, plain dicts (people, extra) and lists replace
                 else:
-                    node[k] = value  # scalars, plain dicts (people, extra) and lists replace
-            else:
-                node = node[k]
+                    node = node[k]
     except OmegaConfBaseException as err:
         raise _one_line(err, f" (override '{item}')") from None
 
