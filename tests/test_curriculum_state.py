@@ -15,9 +15,12 @@ import pytest
 import stages.run_records as rr
 from curriculum import CurriculumState, StateError, load_config
 
+# The default's stage sizes follow the CPU budget; these tests pin their own.
+STEPS_60_60_40 = ["stages.warmup.steps=60", "stages.explore.steps=60", "stages.anneal.steps=40"]
+
 
 def _state() -> CurriculumState:
-    return CurriculumState.fresh(load_config(None))
+    return CurriculumState.fresh(load_config(None, STEPS_60_60_40))
 
 
 def test_fresh_state_has_planned_bounds() -> None:
