@@ -5,7 +5,7 @@ time), so ``kk-train --dry-run``, the dashboard and analysis load it fast.
 
 >>> cfg = load_config(None, check_paths=False)
 >>> [(name, first, last) for name, first, last in stage_bounds(cfg)]
-[('warmup', 1, 60), ('explore', 61, 120), ('anneal', 121, 160)]
+[('warmup', 1, 30), ('explore', 31, 45), ('anneal', 46, 55)]
 """
 
 from curriculum.config import (

@@ -3,7 +3,7 @@
 >>> from curriculum.config import load_config
 >>> cfg = load_config(None, check_paths=False)
 >>> print(describe(cfg).splitlines()[3])  # doctest: +NORMALIZE_WHITESPACE
-warmup   1-60    2:1        8  4  32  1.00 -> 1.00 constant  1/50  2.00e-05 -> 1.00e-04  0.001  224  fmt_err<0.1 (5 steps, from step 20)
+warmup   1-30  2:1  8  4  32  1.00 -> 1.00 constant  1/50  2.00e-05 -> 1.00e-04  0.001  224  fmt_err<0.5 (5 steps, from step 15)
 """
 
 from __future__ import annotations

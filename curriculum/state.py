@@ -8,10 +8,10 @@ A reader (``kk-train watch``) sees the old or the new file, never half of one.
 >>> cfg = load_config(None, check_paths=False)
 >>> state = CurriculumState.fresh(cfg)
 >>> state.stage, state.global_step, state.bounds_of("explore")
-('warmup', 0, (61, 120))
+('warmup', 0, (31, 45))
 >>> state.promote("warmup", 25, "format learned")
 >>> state.stage, state.bounds_of("warmup"), state.bounds_of("explore"), state.completed_stages
-('explore', (1, 25), (26, 85), ['warmup'])
+('explore', (1, 25), (26, 40), ['warmup'])
 >>> with tempfile.TemporaryDirectory() as d:
 ...     _ = state.save(d)
 ...     CurriculumState.load(d) == state

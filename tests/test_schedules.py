@@ -133,7 +133,8 @@ def test_lr_clamps_past_the_end() -> None:
 
 
 def test_stage_bounds_default() -> None:
-    cfg = load_config(None, check_paths=False)
+    steps = ["stages.warmup.steps=60", "stages.explore.steps=60", "stages.anneal.steps=40"]
+    cfg = load_config(None, [*steps, "train.lr_decay_from=anneal"], check_paths=False)
     assert stage_bounds(cfg) == [("warmup", 1, 60), ("explore", 61, 120), ("anneal", 121, 160)]
     assert total_steps(cfg) == 160
     assert decay_start_step(cfg) == 120
@@ -165,6 +166,7 @@ def test_run_learning_rate_scale_and_decay_from_stage() -> None:
             "train.learning_rate=1e-4",
             "train.lr_floor=2e-5",
             "stages.explore.learning_rate_scale=0.5",
+            "train.lr_decay_from=anneal",
         ],
     )
     got = [run_learning_rate(cfg, s) for s in range(1, 7)]

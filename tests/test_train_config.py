@@ -18,7 +18,7 @@ ALTERNATIVES = {
     "learning_rate": "3e-4",
     "lr_schedule": "linear",
     "lr_floor": "2e-5",
-    "lr_decay_from": "explore",
+    "lr_decay_from": "anneal",
     "warmup_steps": "9",
     "beta": "0.05",
     "loss_type": "grpo",
