@@ -1188,10 +1188,24 @@ class StageDashboard:
         pos = f" ({names.index(name) + 1}/{len(names)})" if name in names else ""
         if plan is None:
             return f"== stage {name}{pos} started =="
+        # After an early promotion the stage starts right after the last step seen.
+        own = self.view.stats.get(name)
+        seen = [
+            st.last_step
+            for other, st in self.view.stats.items()
+            if other != name and st.last_step is not None
+        ]
+        if own is not None and own.first_step is not None:
+            start = own.first_step
+        elif seen:
+            start = max(seen) + 1
+        else:
+            start = plan.start_step
+        end = start + plan.end_step - plan.start_step
         return (
             f"== stage {name}{pos} started: people {_people(plan.people)}, "
             f"n={plan.num_generations}, {plan.prompts_per_step} prompts/step, "
-            f"steps {plan.start_step}-{plan.end_step}, temperature {_temperature(plan)} =="
+            f"steps {start}-{end}, temperature {_temperature(plan)} =="
         )
 
     def stage_start(self, name: str) -> None:
