@@ -25,24 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from stages import run_records as rr
-
-Z95 = 1.959963984540054
-
-
-def wilson(successes: float, trials: int) -> tuple[float, float]:
-    """Wilson 95% interval for a proportion.
-
-    >>> tuple(round(x, 3) for x in wilson(8, 10))
-    (0.49, 0.943)
-    """
-    if trials <= 0:
-        return (0.0, 1.0)
-    p = min(max(successes / trials, 0.0), 1.0)
-    z2 = Z95 * Z95
-    denom = 1.0 + z2 / trials
-    center = (p + z2 / (2 * trials)) / denom
-    half = Z95 * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials)) / denom
-    return (max(0.0, center - half), min(1.0, center + half))
+from stages.evaluation import wilson_interval as wilson
 
 
 def pct(value: float | None, low: float | None = None, high: float | None = None) -> str:
