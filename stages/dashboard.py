@@ -329,6 +329,12 @@ class RunView:
 
     @property
     def total_steps(self) -> int | None:
+        """Planned steps; once steps arrive, steps done plus what the plan has left, so an
+        early promotion shortens the total instead of leaving the planned figure."""
+        if self.plans and self.last is not None:
+            left = self.remaining_steps()
+            if left is not None:
+                return self.last.global_step + left
         if self.info and self.info.total_steps:
             return self.info.total_steps
         return None
