@@ -41,13 +41,13 @@ def _loads(value: Any) -> Any:
     return value
 
 
-def completion_text(completion: Any) -> str:
-    """Plain text of a TRL completion (a string, or a conversational message list)."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, (list, tuple)) and completion and isinstance(completion[-1], dict):
-        return str(completion[-1].get("content", ""))
-    return str(completion)
+def prompt_text(prompt: Any) -> str:
+    """Plain text of a TRL prompt (a string, or the last message of a conversation)."""
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, (list, tuple)) and prompt and isinstance(prompt[-1], dict):
+        return str(prompt[-1].get("content", ""))
+    return str(prompt)
 
 
 def pattern_of(roles: Sequence[bool]) -> str:
@@ -86,7 +86,9 @@ class BatchRecorder:
         self, completions: Sequence[Any], prompts: Sequence[Any] | None, columns: dict
     ) -> None:
         import rewards
+        from rewards.parsing import completion_text
 
+        # the same reading of a completion as the reward functions' own
         texts = [completion_text(c) for c in completions]
         n = len(texts)
         puzzles = []
@@ -98,7 +100,7 @@ class BatchRecorder:
         ]
         ids = [str(x) for x in columns.get("id", [""] * n)]
         people = [int(x) for x in columns.get("people", [0] * n)]
-        prompt_texts = [completion_text(p) for p in (prompts or [""] * n)]
+        prompt_texts = [prompt_text(p) for p in (prompts or [""] * n)]
         self.count += 1
         self.latest = Batch(texts, puzzles, ids, people, prompt_texts, scores, {}, self.count)
 
