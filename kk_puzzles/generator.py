@@ -31,7 +31,7 @@ from .render import (
     solution_text,
     solution_text_format,
 )
-from .solver import MAX_PEOPLE, knight_masks
+from .solver import MAX_PEOPLE, combine_masks, knight_masks
 from .trace import Claim, claim_for, render_trace, trace_steps
 
 MIN_PEOPLE = 2
@@ -213,19 +213,7 @@ class _Sampler:
                     pk = w * counts.count(k) / len(counts)
                     perms = list(itertools.permutations(row, k))
                     for combo in perms:
-                        masks = [c[1] for c in combo]
-                        if op == "and":
-                            m = masks[0]
-                            for x in masks[1:]:
-                                m &= x
-                        elif op == "or":
-                            m = masks[0]
-                            for x in masks[1:]:
-                                m |= x
-                        elif op == "->":
-                            m = (self.full ^ masks[0]) | masks[1]
-                        else:
-                            m = self.full ^ masks[0] ^ masks[1]
+                        m = combine_masks(op, [c[1] for c in combo], self.full)
                         probs.append(pk / len(perms))
                         entries.append(((op, *(c[0] for c in combo)), m))
             cum = list(itertools.accumulate(probs))
@@ -274,19 +262,7 @@ class _Sampler:
                 if sub not in subs:  # distinct operands, like mem-kk-logic
                     subs.append(sub)
                     masks.append(m)
-        if op == "and":
-            m = masks[0]
-            for x in masks[1:]:
-                m &= x
-        elif op == "or":
-            m = masks[0]
-            for x in masks[1:]:
-                m |= x
-        elif op == "->":
-            m = (full ^ masks[0]) | masks[1]
-        else:
-            m = full ^ masks[0] ^ masks[1]
-        return (op, *subs), m
+        return (op, *subs), combine_masks(op, masks, full)
 
     def puzzle(self) -> tuple[tuple[Statement, ...], int, list[_Meta]] | None:
         """Statements with exactly one solution (its assignment bits, claim facts), else None."""

@@ -40,6 +40,29 @@ def knight_masks(people: int) -> tuple[tuple[int, ...], int]:
     return tuple(masks), full
 
 
+def combine_masks(op: str, masks: Sequence[int], full: int) -> int:
+    """Bit set of a compound claim from the bit sets of its operands.
+
+    >>> combine_masks("->", [0b0011, 0b0101], 0b1111)  # not a, or b
+    13
+    """
+    if op == "and":
+        m = full
+        for x in masks:
+            m &= x
+        return m
+    if op == "or":
+        m = 0
+        for x in masks:
+            m |= x
+        return m
+    if op == "->":
+        return (full ^ masks[0]) | masks[1]
+    if op == "<=>":
+        return full ^ masks[0] ^ masks[1]
+    raise StatementError(f"unknown operator {op!r}")
+
+
 def statement_mask(stmt: Statement, knights: Sequence[int], full: int) -> int:
     """Bit set of the assignments in which ``stmt`` is true."""
     op = stmt[0]
@@ -49,24 +72,8 @@ def statement_mask(stmt: Statement, knights: Sequence[int], full: int) -> int:
         return full ^ knights[stmt[1]]
     if op == "not":
         return full ^ statement_mask(stmt[1], knights, full)
-    if op == "and":
-        m = full
-        for s in stmt[1:]:
-            m &= statement_mask(s, knights, full)
-        return m
-    if op == "or":
-        m = 0
-        for s in stmt[1:]:
-            m |= statement_mask(s, knights, full)
-        return m
-    if op == "->":
-        return (full ^ statement_mask(stmt[1], knights, full)) | statement_mask(
-            stmt[2], knights, full
-        )
-    if op == "<=>":
-        return (
-            full ^ statement_mask(stmt[1], knights, full) ^ statement_mask(stmt[2], knights, full)
-        )
+    if op in ("and", "or", "->", "<=>"):
+        return combine_masks(op, [statement_mask(sub, knights, full) for sub in stmt[1:]], full)
     raise StatementError(f"unknown operator {op!r}")
 
 
