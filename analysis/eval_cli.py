@@ -252,16 +252,10 @@ def vllm_status() -> tuple[bool, str]:
 
 
 def _load(path: str) -> tuple[Any, Any]:
-    try:
-        from stages.tiny_model import load_model_and_tokenizer
-    except ImportError:
-        load_model_and_tokenizer = None
-    try:
-        if load_model_and_tokenizer is not None:
-            return load_model_and_tokenizer(path)
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+    from stages.model_io import load_model_and_tokenizer
 
-        return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+    try:
+        return load_model_and_tokenizer(path)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise EvalCliError(f"cannot load model {path}: {first}") from None
@@ -281,7 +275,7 @@ class _GenCfgHolder:
 
 def _load_tokenizer(path: str) -> Any:
     try:
-        from stages.tiny_model import load_tokenizer_for
+        from stages.model_io import load_tokenizer_for
 
         return load_tokenizer_for(path)
     except (OSError, ValueError) as exc:

@@ -42,7 +42,7 @@ def _model() -> tuple[object, object, str]:
     if path is not None:
         model, tok = tiny_model.load_model_and_tokenizer(path)
         return model, tok, f"pre-trained tiny base model ({path})"
-    from stages.tokenizer import build_tokenizer
+    from stages.tiny.tokenizer import build_tokenizer
 
     tok = build_tokenizer(None)
     torch.manual_seed(0)
@@ -65,7 +65,7 @@ def main() -> int:
     import curriculum
     from curriculum import data as cdata
     from stages.evaluation import evaluate
-    from stages.tiny_model import count_parameters
+    from stages.tiny.model import count_parameters
 
     cfg = curriculum.load_config(None, [f"eval.n={args.n}", "eval.people=[3]"])
     records = cdata.heldout_records(cfg)

@@ -1,6 +1,6 @@
 """Pre-training speed of the embedded tiny model: tokens/s, seconds per 100 steps, peak memory.
 
-Runs ``stages.pretrain.pretrain`` for a few steps with the default architecture and batch,
+Runs ``stages.tiny.pretrain.pretrain`` for a few steps with the default architecture and batch,
 in a fresh subprocess per repeat (so peak RSS is per run), and prints the median.
 
     .venv/bin/python benchmarks/bench_pretrain.py [--steps 10] [--repeats 3] [--threads 2]
@@ -17,8 +17,8 @@ import tempfile
 
 CHILD = r"""
 import json, resource, sys, tempfile, time
-from stages.pretrain import pretrain
-from stages.tokenizer import build_tokenizer
+from stages.tiny.pretrain import pretrain
+from stages.tiny.tokenizer import build_tokenizer
 build_tokenizer()  # vocabulary derivation is not part of the training speed
 cfg = json.loads(sys.argv[1])
 times = []

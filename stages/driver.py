@@ -2,7 +2,7 @@
 
 ``run_training(config, run_dir=..., stages=..., resume=...)`` does, in order:
 
-1. stage 0: the base model (``stages.tiny_model.ensure_base_model`` for ``model.name_or_path:
+1. stage 0: the base model (``stages.tiny.base.ensure_base_model`` for ``model.name_or_path:
    tiny``, else the given folder or hub id); the held-out set (``curriculum.data``); the
    base model's held-out evaluation;
 2. for each stage: a ``KKGRPOTrainer`` resumed from the previous stage's checkpoint, so the
@@ -408,7 +408,8 @@ def resolve_base_model(
     """Stage 0: the base model folder (the tiny model is built or reused from the cache)."""
     name = str(config.model.name_or_path)
     if name == "tiny":
-        from stages.tiny_model import TinyConfigError, ensure_base_model
+        from stages.tiny.base import ensure_base_model
+        from stages.tiny.model import TinyConfigError
 
         cache = Path(config.model.cache_dir) if config.model.cache_dir else default_cache_dir()
         try:
@@ -441,7 +442,7 @@ def _torch_dtype(name: str) -> Any:
 
 def load_policy(path: Path | str, config: Any) -> tuple[Any, Any]:
     """Model and tokenizer from a folder (the tiny model's word-level tokenizer included)."""
-    from stages.tiny_model import load_model_and_tokenizer
+    from stages.model_io import load_model_and_tokenizer
 
     if Path(str(path)).is_dir():
         model, tok = load_model_and_tokenizer(path, dtype=_torch_dtype(config.model.dtype))

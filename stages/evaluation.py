@@ -346,22 +346,10 @@ def summarize_generations(
 
 
 def render_prompt(record: Mapping[str, Any], tokenizer: Any, prefill_think: bool = True) -> str:
-    """The prompt text training used: ``stages.tiny_model.prompt_for`` when available,
-    else the tokenizer's chat template (HF models), else the plain base prompt."""
-    try:
-        from stages.tiny_model import prompt_for
-    except ImportError:
-        prompt_for = None
-    if prompt_for is not None:
-        return prompt_for(record, tokenizer, prefill_think)
-    from kk_puzzles import prompts
+    """The prompt text training used (``stages.model_io.prompt_for``)."""
+    from stages.model_io import prompt_for
 
-    if getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template(
-            prompts.chat_messages(record), add_generation_prompt=True, tokenize=False
-        )
-        return text + "<think>" if prefill_think else text
-    return prompts.base_prompt(record, prefill_think=prefill_think)
+    return prompt_for(record, tokenizer, prefill_think)
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> list[int]:

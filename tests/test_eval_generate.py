@@ -11,7 +11,7 @@ import kk_puzzles  # noqa: E402
 import rewards  # noqa: E402
 from kk_puzzles import prompts  # noqa: E402
 from stages.evaluation import evaluate, generate_completions, render_prompt  # noqa: E402
-from stages.tokenizer import build_tokenizer  # noqa: E402
+from stages.tiny.tokenizer import build_tokenizer  # noqa: E402
 
 
 @pytest.fixture(scope="module")

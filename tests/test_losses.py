@@ -19,7 +19,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from stages.tiny_trainer import make_tiny_trainer  # noqa: E402
+from tiny_trainer import make_tiny_trainer  # noqa: E402
 
 PROMPT = [[5, 9, 14], [7, 21, 3]]
 COMPLETION = [[30, 41, 52, 63], [33, 44, 55, 66]]

@@ -306,8 +306,9 @@ def test_estimate_table_prints_every_recipe() -> None:
 @pytest.mark.skipif(VLLM_REASON is not None, reason=f"needs a real vLLM engine: {VLLM_REASON}")
 def test_set_temperature_reaches_a_real_vllm_engine(tmp_path: Path) -> None:
     """On a GPU machine with vLLM: the SamplingParams of the next rollout carry the new value."""
+    from tiny_trainer import make_tiny_trainer
+
     from stages.temperature import set_temperature
-    from stages.tiny_trainer import make_tiny_trainer
 
     trainer = make_tiny_trainer(
         tmp_path,
@@ -340,10 +341,10 @@ def test_set_temperature_reaches_trl_vllm_generation_standin(tmp_path: Path) -> 
     GRPOTrainer on the tiny model, ``set_temperature``, and TRL's own ``generate`` code that
     builds the sampling parameters. The real-engine twin is the test above (skipped here).
     """
+    from tiny_trainer import make_tiny_trainer
     from trl.generation.vllm_generation import VLLMGeneration
 
     from stages.temperature import get_temperatures, set_temperature
-    from stages.tiny_trainer import make_tiny_trainer
 
     class RecordingClient:  # stands in for trl.generation.vllm_client.VLLMClient
         def __init__(self) -> None:

@@ -12,8 +12,9 @@ import pytest
 
 import kk_puzzles
 import rewards
-from stages import pretrain as pt
-from stages import tiny_model as tm
+from stages import model_io
+from stages.tiny import base, corpus, measure, pretrain
+from stages.tiny import model as tiny_model
 
 # A micro model: a few seconds of pre-training on two cores.
 MICRO = {
@@ -33,7 +34,7 @@ MICRO = {
 @pytest.fixture(scope="module")
 def micro_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     seen: list[tuple[int, int, str]] = []
-    path = tm.ensure_base_model(
+    path = base.ensure_base_model(
         MICRO, tmp_path_factory.mktemp("cache"), progress=lambda *a: seen.append(a)
     )
     assert [s[0] for s in seen] == [1, 2, 3] and all(s[1] == 3 for s in seen)
@@ -43,23 +44,23 @@ def micro_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_micro_base_model_builds_loads_and_generates(micro_dir: Path) -> None:
     import torch
 
-    assert (micro_dir / tm.DONE_FILE).is_file()
-    assert micro_dir.name == f"tiny-{tm.cfg_key(MICRO)}"
-    model, tok = tm.load_model_and_tokenizer(micro_dir)
+    assert (micro_dir / base.DONE_FILE).is_file()
+    assert micro_dir.name == f"tiny-{tiny_model.cfg_key(MICRO)}"
+    model, tok = model_io.load_model_and_tokenizer(micro_dir)
     from transformers import PreTrainedTokenizerFast
 
-    assert isinstance(tok, PreTrainedTokenizerFast) and tm.is_tiny_tokenizer(tok)
+    assert isinstance(tok, PreTrainedTokenizerFast) and model_io.is_tiny_tokenizer(tok)
     assert model.config.tie_word_embeddings and model.config.hidden_size == 32
     assert model.config.vocab_size == len(tok)
     rec = kk_puzzles.generate(2, 1, seed=3)[0]
-    prompt = tm.prompt_for(rec, tok, True)
+    prompt = model_io.prompt_for(rec, tok, True)
     assert prompt.endswith("Assistant: <think>") and rec["quiz"] in prompt
     enc = tok(prompt, return_tensors="pt")
     torch.manual_seed(0)
     out = model.generate(**enc, max_new_tokens=5, do_sample=True, pad_token_id=tok.pad_token_id)
     assert out.shape[1] <= enc["input_ids"].shape[1] + 5
     # Loading again gives bit-identical logits.
-    again, tok2 = tm.load_model_and_tokenizer(micro_dir)
+    again, tok2 = model_io.load_model_and_tokenizer(micro_dir)
     with torch.no_grad():
         a = model(**enc).logits
         b = again(**enc).logits
@@ -71,13 +72,13 @@ def test_cache_is_reused_without_training(micro_dir: Path, monkeypatch: pytest.M
     def boom(*args, **kwargs):
         raise AssertionError("pre-trained again")
 
-    monkeypatch.setattr(pt, "pretrain", boom)
+    monkeypatch.setattr(base, "pretrain", boom)
     stamp = (micro_dir / "model.safetensors").stat().st_mtime_ns
-    assert tm.ensure_base_model(dict(MICRO), micro_dir.parent) == micro_dir
+    assert base.ensure_base_model(dict(MICRO), micro_dir.parent) == micro_dir
     assert (micro_dir / "model.safetensors").stat().st_mtime_ns == stamp
     # threads is a run-time knob: same key; any other change is a different model
-    assert tm.cfg_key({**MICRO, "threads": 2}) == tm.cfg_key(MICRO)
-    assert tm.cfg_key({**MICRO, "seed": 1}) != tm.cfg_key(MICRO)
+    assert tiny_model.cfg_key({**MICRO, "threads": 2}) == tiny_model.cfg_key(MICRO)
+    assert tiny_model.cfg_key({**MICRO, "seed": 1}) != tiny_model.cfg_key(MICRO)
 
 
 def test_pretraining_is_deterministic_and_loss_falls(tmp_path: Path) -> None:
@@ -85,8 +86,8 @@ def test_pretraining_is_deterministic_and_loss_falls(tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
     cfg = {**MICRO, "steps": 4}
-    s1 = pt.pretrain(cfg, tmp_path / "a")
-    s2 = pt.pretrain(cfg, tmp_path / "b")
+    s1 = pretrain.pretrain(cfg, tmp_path / "a")
+    s2 = pretrain.pretrain(cfg, tmp_path / "b")
     w1 = load_file(str(tmp_path / "a" / "model.safetensors"))
     w2 = load_file(str(tmp_path / "b" / "model.safetensors"))
     assert w1.keys() == w2.keys() and all(torch.equal(w1[k], w2[k]) for k in w1)
@@ -102,19 +103,19 @@ def test_failed_build_leaves_nothing_finished(
         Path(out, "partial.bin").write_text("x")
         raise RuntimeError("interrupted")
 
-    monkeypatch.setattr(pt, "pretrain", broken)
+    monkeypatch.setattr(base, "pretrain", broken)
     with pytest.raises(RuntimeError):
-        tm.ensure_base_model({**MICRO, "seed": 7}, tmp_path)
+        base.ensure_base_model({**MICRO, "seed": 7}, tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_bad_config_is_one_line_error() -> None:
-    with pytest.raises(tm.TinyConfigError, match=r"unknown model\.tiny key"):
-        tm.resolve_cfg({"hiden_size": 3})
-    with pytest.raises(tm.TinyConfigError, match="divisible"):
-        tm.resolve_cfg({"hidden_size": 100, "heads": 3})
-    with pytest.raises(tm.TinyConfigError, match="people"):
-        tm.resolve_cfg({"people": {1: 1.0}})
+    with pytest.raises(tiny_model.TinyConfigError, match=r"unknown model\.tiny key"):
+        tiny_model.resolve_cfg({"hiden_size": 3})
+    with pytest.raises(tiny_model.TinyConfigError, match="divisible"):
+        tiny_model.resolve_cfg({"hidden_size": 100, "heads": 3})
+    with pytest.raises(tiny_model.TinyConfigError, match="people"):
+        tiny_model.resolve_cfg({"people": {1: 1.0}})
 
 
 def test_layouts_exact_is_the_only_strict_format_and_all_read_leniently() -> None:
@@ -122,8 +123,8 @@ def test_layouts_exact_is_the_only_strict_format_and_all_read_leniently() -> Non
     for rec in recs:
         truth = tuple(rec["solution"])
         for prefilled in (True, False):
-            for layout in pt.LAYOUTS:
-                comp = pt.completion_for(rec, layout, prefilled)
+            for layout in corpus.LAYOUTS:
+                comp = corpus.completion_for(rec, layout, prefilled)
                 sc = rewards.score(comp, rec, prefilled_think=prefilled)
                 assert (sc.format > 0) == (layout == "exact"), (layout, sc)
                 if layout == "exact":
@@ -135,10 +136,10 @@ def test_layout_mix_matches_the_configured_exact_fraction() -> None:
     import random
 
     rng = random.Random(0)
-    picks = [pt.pick_layout(rng, 0.15) for _ in range(4000)]
+    picks = [corpus.pick_layout(rng, 0.15) for _ in range(4000)]
     share = picks.count("exact") / len(picks)
     assert 0.12 < share < 0.18
-    assert set(picks) == set(pt.LAYOUTS)
+    assert set(picks) == set(corpus.LAYOUTS)
 
 
 def test_prompt_for_other_tokenizers_uses_their_chat_template() -> None:
@@ -150,22 +151,22 @@ def test_prompt_for_other_tokenizers_uses_their_chat_template() -> None:
             return "|".join(m["role"] for m in messages) + "|gen"
 
     rec = {"quiz": "Q?", "names": ["A", "B"]}
-    assert tm.prompt_for(rec, FakeChat(), True) == "system|user|gen<think>"
-    assert tm.prompt_for(rec, FakeChat(), False) == "system|user|gen"
+    assert model_io.prompt_for(rec, FakeChat(), True) == "system|user|gen<think>"
+    assert model_io.prompt_for(rec, FakeChat(), False) == "system|user|gen"
 
     class NoTemplate:
         chat_template = None
         init_kwargs: ClassVar[dict] = {}
 
-    assert tm.prompt_for(rec, NoTemplate(), True) == kk_puzzles.prompts.base_prompt(rec, True)
+    assert model_io.prompt_for(rec, NoTemplate(), True) == kk_puzzles.prompts.base_prompt(rec, True)
 
 
 def test_measure_and_baselines_on_micro_model(micro_dir: Path) -> None:
-    model, tok = tm.load_model_and_tokenizer(micro_dir)
-    recs = pt.heldout_records(2, 4)
-    got = pt.measure(model, tok, recs, max_new_tokens=8, batch_size=4)
+    model, tok = model_io.load_model_and_tokenizer(micro_dir)
+    recs = measure.heldout_records(2, 4)
+    got = measure.measure(model, tok, recs, max_new_tokens=8, batch_size=4)
     assert got["n"] == 4 and 0 <= got["exact_format"] <= 1 and 0 <= got["lenient_acc"] <= 1
-    base = pt.trivial_baselines(recs)
+    base = measure.trivial_baselines(recs)
     assert base["random_guess"] == pytest.approx(0.25)
     assert base["all_knight"] == sum(all(r["solution"]) for r in recs) / 4
 
@@ -174,14 +175,14 @@ def test_cli_builds_a_model_and_rejects_bad_flags(tmp_path: Path) -> None:
     out = tmp_path / "m"
     sets = [f"--set={k}={json.dumps(v)}" for k, v in MICRO.items() if k != "steps"]
     done = subprocess.run(
-        [sys.executable, "-m", "stages.pretrain", "--out", str(out), "--steps", "2", *sets],
+        [sys.executable, "-m", "stages.tiny", "--out", str(out), "--steps", "2", *sets],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
     assert json.loads(done.stdout.strip().splitlines()[-1])["steps"] == 2
     bad = subprocess.run(
-        [sys.executable, "-m", "stages.pretrain", "--out", str(tmp_path / "x"), "--set", "hiden=3"],
+        [sys.executable, "-m", "stages.tiny", "--out", str(tmp_path / "x"), "--set", "hiden=3"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert bad.returncode == 2
@@ -195,18 +196,18 @@ def test_shipped_asset_is_used_when_config_matches(
     import torch
 
     dest = tmp_path / "assets" / "tiny_base"
-    manifest = pt.ship(
-        micro_dir, dest, command="python -m stages.pretrain ...", measurements={"2": {}}
+    manifest = base.ship(
+        micro_dir, dest, command="python -m stages.tiny ...", measurements={"2": {}}
     )
-    assert manifest["sha256"]["model.safetensors"] == pt.file_sha256(dest / "model.safetensors")
+    assert manifest["sha256"]["model.safetensors"] == base.file_sha256(dest / "model.safetensors")
     assert manifest["config"]["hidden_size"] == 32 and manifest["steps"] == 3
-    monkeypatch.setattr(tm, "ASSET_DIR", dest)
-    assert tm.ensure_base_model(dict(MICRO), tmp_path / "cache") == dest
+    monkeypatch.setattr(base, "ASSET_DIR", dest)
+    assert base.ensure_base_model(dict(MICRO), tmp_path / "cache") == dest
     assert not (tmp_path / "cache").exists()  # nothing built
-    assert tm.shipped_model({**MICRO, "seed": 5}) is None
-    model, tok = tm.load_model_and_tokenizer(dest)
+    assert base.shipped_model({**MICRO, "seed": 5}) is None
+    model, tok = model_io.load_model_and_tokenizer(dest)
     assert next(model.parameters()).dtype == torch.float32  # bf16 on disk, fp32 in memory
-    ref, _ = tm.load_model_and_tokenizer(micro_dir)
+    ref, _ = model_io.load_model_and_tokenizer(micro_dir)
     enc = tok("User: hi\nAssistant: <think>", return_tensors="pt")
     with torch.no_grad():
         diff = (model(**enc).logits - ref(**enc).logits).abs().max().item()

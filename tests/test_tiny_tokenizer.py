@@ -9,9 +9,9 @@ import pytest
 
 import kk_puzzles
 from kk_puzzles.compact_trace import compact_trace
-from stages.pretrain import LAYOUTS, completion_for
-from stages.tiny_model import prompt_for
-from stages.tokenizer import (
+from stages.model_io import prompt_for
+from stages.tiny.corpus import LAYOUTS, completion_for
+from stages.tiny.tokenizer import (
     EOS_TOKEN,
     PAD_TOKEN,
     TAGS,

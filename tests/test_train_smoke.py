@@ -185,7 +185,7 @@ def test_state_events_and_completions(run):
 
 def test_checkpoint_is_a_loadable_model_folder(run):
     pytest.importorskip("torch")
-    from stages.tiny_model import load_model_and_tokenizer
+    from stages.model_io import load_model_and_tokenizer
 
     model, tok = load_model_and_tokenizer(run[0] / rr.CHECKPOINTS_DIR / "stage-anneal")
     ids = tok("(1) Zoey is a knight")["input_ids"]

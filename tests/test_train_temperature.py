@@ -12,8 +12,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from tiny_trainer import make_tiny_trainer  # noqa: E402
+
 from stages.temperature import get_temperatures, set_temperature  # noqa: E402
-from stages.tiny_trainer import make_tiny_trainer  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,8 @@ def tiny_model_and_tokenizer(
     the tokenizer's full puzzle-language vocabulary (slow to derive).
     """
     from kk_puzzles.prompts import base_prompt
-    from stages.tiny_model import build_model
-    from stages.tokenizer import build_tokenizer, save_tokenizer
+    from stages.tiny.model import build_model
+    from stages.tiny.tokenizer import build_tokenizer, save_tokenizer
 
     folder = Path(folder)
     if records is None:

@@ -108,9 +108,8 @@ def puzzle_language_texts(seed: int = 0, per_setting: int = 8) -> tuple[str, ...
     Covers every role-word pair and every name ``kk_puzzles`` exposes, the prompts, the
     solution texts and the compact trace. Used to derive the default vocabulary.
     """
-    from kk_puzzles import prompts, render
+    from kk_puzzles import generate, prompts, render
     from kk_puzzles.compact_trace import compact_trace
-    from stages.pretrain import generate
 
     texts: list[str] = [getattr(prompts, "SYSTEM_PROMPT", "")]
     for module in (render, prompts):  # names pool, role-word pairs, templates
@@ -146,13 +145,9 @@ def _strings_in(value: Any, depth: int = 0) -> list[str]:
 def _role_word_options() -> list[str]:
     """Role-word settings of ``kk_puzzles.generate`` (``"knight/knave"`` at least)."""
     options = ["knight/knave"]
-    try:
-        from kk_puzzles import render  # type: ignore[attr-defined]
+    from kk_puzzles import render
 
-        pairs = getattr(render, "ROLE_PAIRS", None) or getattr(render, "ROLE_WORD_PAIRS", None)
-    except ImportError:
-        pairs = None
-    for pair in pairs or []:
+    for pair in render.ROLE_PAIRS:
         if isinstance(pair, str):
             options.append(pair)
         elif isinstance(pair, (list, tuple)) and len(pair) == 2:

@@ -1,0 +1,78 @@
+"""Loading any causal-LM folder (tiny or Hugging Face) and rendering prompts for it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from stages.tiny.tokenizer import TOKENIZER_MARKER, is_word_level_folder, load_tokenizer
+
+
+def load_tokenizer_for(path: Path | str):
+    """The tokenizer of a model folder: word-level ones by their own class, others by Auto."""
+    if is_word_level_folder(path):
+        return load_tokenizer(path)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(path))
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model_and_tokenizer(path: Path | str, *, dtype: Any = None) -> tuple[Any, Any]:
+    """Load any causal-LM folder (tiny or HF) with the right tokenizer class, in eval mode."""
+    from transformers import AutoModelForCausalLM
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"not a model folder (no config.json): {path}")
+    tokenizer = load_tokenizer_for(path)
+    if dtype is None and is_tiny_tokenizer(tokenizer):
+        import torch
+
+        dtype = torch.float32  # the shipped weights are bf16; compute in fp32 on CPU
+    kwargs = {"dtype": dtype} if dtype is not None else {}
+    model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+    model.eval()
+    return model, tokenizer
+
+
+def is_tiny_tokenizer(tokenizer: Any) -> bool:
+    return bool(getattr(tokenizer, "init_kwargs", {}).get(TOKENIZER_MARKER))
+
+
+def tiny_prompt(record: Mapping[str, Any], prefill_think: bool = True) -> str:
+    """The tiny model's prompt: ``kk_puzzles.prompts.base_prompt`` without the system text.
+
+    The system text is instructions for instruction-following models; a model trained from
+    scratch learns the layout from its pre-training documents instead, and the 70-odd
+    prompt tokens it would add cost a fifth of the CPU time of pre-training and rollouts.
+
+    >>> tiny_prompt({"quiz": "Who is who?"})
+    'User: Who is who?\\nAssistant: <think>'
+    """
+    quiz = record.get("quiz")
+    if not isinstance(quiz, str) or not quiz:
+        raise ValueError("record has no 'quiz' text")
+    return f"User: {quiz}\nAssistant:" + (" <think>" if prefill_think else "")
+
+
+def prompt_for(record: Mapping[str, Any], tokenizer: Any, prefill_think: bool) -> str:
+    """The prompt text for ``record`` as ``tokenizer``'s model sees it in RL and evaluation.
+
+    The tiny model gets ``tiny_prompt``; a model whose tokenizer has a chat template gets
+    that template over ``kk_puzzles.prompts.chat_messages`` (plus ``<think>`` when
+    ``prefill_think``); any other gets ``kk_puzzles.prompts.base_prompt``.
+    """
+    from kk_puzzles import prompts
+
+    if is_tiny_tokenizer(tokenizer):
+        return tiny_prompt(record, prefill_think)
+    if not getattr(tokenizer, "chat_template", None):
+        return prompts.base_prompt(record, prefill_think=prefill_think)
+    text = tokenizer.apply_chat_template(
+        prompts.chat_messages(record), tokenize=False, add_generation_prompt=True
+    )
+    return text + "<think>" if prefill_think else text

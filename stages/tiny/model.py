@@ -1,0 +1,142 @@
+"""The embedded tiny model: its config (``model.tiny`` in the YAML) and a fresh Qwen2.
+
+A small Qwen2-style ``transformers`` model over the word-level tokenizer
+(``stages.tiny.tokenizer``), pre-trained by ``stages.tiny.pretrain`` on generated puzzles
+with the compact trace; ``stages.tiny.base`` finds or builds the one a run starts from.
+
+Config keys (every key optional):
+
+>>> sorted(DEFAULT_TINY_CFG)[:4]
+['batch_size', 'depth', 'exact_format_fraction', 'heads']
+>>> resolve_cfg({"layers": 2})["layers"], resolve_cfg({})["hidden_size"]
+(2, 192)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+# Bump when a change to the tokenizer, trace, document layouts or training loop would
+# make a cached model differ from a freshly built one.
+CODE_VERSION = "tiny-v1"
+
+
+# Progress callback: (steps done, total steps or 0 when unknown, short message).
+Progress = Callable[[int, int, str], None]
+
+DEFAULT_TINY_CFG: dict[str, Any] = {
+    # architecture (2.4M parameters at these sizes, the SPEC prototype's shape)
+    "hidden_size": 192,
+    "layers": 4,
+    "heads": 6,
+    "kv_heads": 6,
+    "intermediate_size": 768,
+    "max_positions": 2048,
+    # pre-training
+    "steps": 300,
+    # wall-clock budget; when set it replaces `steps` (the LR cosine follows the clock)
+    "minutes": 52,
+    "batch_size": 16,
+    "lr": 3e-3,
+    "min_lr_ratio": 0.1,
+    "warmup_steps": 8,
+    "weight_decay": 0.01,
+    "seed": 0,
+    "people": {2: 0.4, 3: 0.6},
+    "depth": 2,
+    "width": 2,
+    "role_words": "knight/knave",
+    # share of documents in the exact <think></think><answer></answer> layout; the rest use
+    # near-miss layouts, so the base model is weak on format and RL has something to teach
+    "exact_format_fraction": 0.15,
+    "prefill_fraction": 0.5,  # share of documents whose prompt ends with "<think>"
+    "threads": None,  # torch threads (None = all cores)
+}
+
+
+class TinyConfigError(ValueError):
+    """A bad ``model.tiny`` config: one line naming the key and the fix."""
+
+
+def resolve_cfg(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Defaults overlaid with ``cfg``; unknown keys and bad values raise TinyConfigError."""
+    cfg = dict(cfg or {})
+    unknown = sorted(set(cfg) - set(DEFAULT_TINY_CFG))
+    if unknown:
+        raise TinyConfigError(
+            f"unknown model.tiny key(s) {', '.join(unknown)}; known: {', '.join(sorted(DEFAULT_TINY_CFG))}"
+        )
+    out = {**DEFAULT_TINY_CFG, **cfg}
+    if "steps" in cfg and "minutes" not in cfg:
+        out["minutes"] = None  # asking for a number of steps means a step budget
+    people = {int(k): float(v) for k, v in dict(out["people"]).items()}
+    if not people or any(k < 2 or v < 0 for k, v in people.items()) or sum(people.values()) <= 0:
+        raise TinyConfigError(
+            f"model.tiny.people must map counts >= 2 to weights >= 0, got {people}"
+        )
+    out["people"] = dict(sorted(people.items()))
+    for key in ("hidden_size", "layers", "heads", "kv_heads", "intermediate_size", "batch_size"):
+        if not isinstance(out[key], int) or out[key] <= 0:
+            raise TinyConfigError(f"model.tiny.{key} must be a positive integer, got {out[key]!r}")
+    if out["hidden_size"] % out["heads"] or out["heads"] % out["kv_heads"]:
+        raise TinyConfigError(
+            f"model.tiny.hidden_size ({out['hidden_size']}) must be divisible by heads "
+            f"({out['heads']}), and heads by kv_heads ({out['kv_heads']})"
+        )
+    if out["minutes"] is None and (not isinstance(out["steps"], int) or out["steps"] < 0):
+        raise TinyConfigError(f"model.tiny.steps must be an integer >= 0, got {out['steps']!r}")
+    if out["minutes"] is not None and not float(out["minutes"]) > 0:
+        raise TinyConfigError(f"model.tiny.minutes must be > 0 or null, got {out['minutes']!r}")
+    if not 0.0 <= float(out["exact_format_fraction"]) <= 1.0:
+        raise TinyConfigError("model.tiny.exact_format_fraction must be in [0, 1]")
+    return out
+
+
+def cfg_key(cfg: Mapping[str, Any]) -> str:
+    """Cache key: hash of the resolved config (minus run-time knobs) and CODE_VERSION."""
+    resolved = resolve_cfg(cfg)
+    resolved.pop("threads", None)
+    blob = json.dumps({"cfg": resolved, "code": CODE_VERSION}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def build_model(cfg: Mapping[str, Any], tokenizer: Any):  # -> Qwen2ForCausalLM
+    """A freshly initialised Qwen2 model sized by ``cfg`` for ``tokenizer``'s vocabulary."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    c = resolve_cfg(cfg)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=c["hidden_size"],
+        intermediate_size=c["intermediate_size"],
+        num_hidden_layers=c["layers"],
+        num_attention_heads=c["heads"],
+        num_key_value_heads=c["kv_heads"],
+        max_position_embeddings=c["max_positions"],
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        use_cache=True,
+    )
+    torch.manual_seed(int(c["seed"]))
+    model = Qwen2ForCausalLM(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.bos_token_id = tokenizer.eos_token_id
+    return model
+
+
+def count_parameters(model: Any) -> int:
+    """Distinct parameters (tied embeddings counted once)."""
+    seen: set[int] = set()
+    total = 0
+    for p in model.parameters():
+        if id(p) not in seen:
+            seen.add(id(p))
+            total += p.numel()
+    return total
