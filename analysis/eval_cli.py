@@ -1,13 +1,15 @@
 """``kk-eval``: held-out accuracy per person count for one or more models, side by side.
 
-    kk-eval --model runs/default --people 2-8 --n 100
+    kk-eval --model runs/default --people 3-5 --n 100
     kk-eval --model runs/a --model runs/b --samples 8 --temperature 0.7
     kk-eval --model /models/Qwen2.5-7B-Instruct --data ../shared/data/logic-rl-kk/5ppl/test.parquet
 
 A run directory as ``--model`` stands for its base model (``run.json`` extra.base_model) and
 every stage-end checkpoint (``checkpoints/stage-<name>/``). Without ``--data`` the puzzles
-are the held-out set of the run's configuration (``curriculum.data.heldout_records``: fixed
-by seed, disjoint from every stage's training set). Writes ``eval.json`` and ``eval.csv``
+are the held-out set of the run's configuration (``curriculum.data.heldout_set``: the
+reserved evaluation slice of puzzle space, which no training data contains; default people
+and n from the config's eval section). With ``--data`` it says how many of the file's
+puzzles lie outside that slice (possibly seen in training). Writes ``eval.json`` and ``eval.csv``
 (atomically) into ``--out``.
 """
 
@@ -163,59 +165,30 @@ def _load_config(config_path: str | None) -> Any:
 def heldout_set(
     people: list[int], n: int, seed: int, config: Any, config_path: str | None
 ) -> tuple[list[dict[str, Any]], str]:
-    """Held-out puzzles fixed by seed and disjoint from every training set of the config.
-
-    The puzzles are ``kk_puzzles.generate(c, n, seed=eval.seed, ...)`` per person count (the
-    stream ``curriculum.data.heldout_records`` uses, so within the config's own eval people
-    and n they are exactly the run's held-out set), skipping any puzzle that a stage of the
-    config trains on: asking for other person counts or a larger n stays held out.
-    """
-    import kk_puzzles
+    """The config's held-out set (``curriculum.data.heldout_set``) for these person counts,
+    ``n`` each and ``seed``, with a line saying exactly what it is disjoint from."""
+    import curriculum
     from curriculum import data as cdata
 
-    ev = config.eval
-    train_ids: set[str] = set()
-    for stage in config.stages:
-        train_ids.update(r["id"] for r in cdata.stage_dataset_records(config, stage))
-    records: list[dict[str, Any]] = []
-    kwargs = dict(seed=seed, depth=ev.depth, width=ev.width, exclude_ids=train_ids)
-    for count in people:
-        got = _draw(kk_puzzles, count, n, kwargs)
-        if len(got) < n:
-            print(
-                f"{PROG}: note: only {len(got)} {count}-person puzzles (depth {ev.depth}, width "
-                f"{ev.width}) are outside the training sets; "
-                + ("skipping that person count" if not got else f"using those {len(got)}"),
-                file=sys.stderr,
-            )
-        records += got
-    if not records:
-        raise EvalCliError(
-            "no held-out puzzles left outside the training sets; pass --data or other --people"
-        )
-    source = (
-        f"held-out set (seed {seed}, depth {ev.depth}, width {ev.width}) disjoint from the "
-        f"{len(train_ids)} training puzzles of {config_path or 'the default config'}"
-    )
+    try:
+        records = cdata.heldout_set(config, people, n, seed)
+    except curriculum.ConfigError as exc:
+        raise EvalCliError(f"{exc} (--n, --people)") from None
+    source = "held-out set: " + cdata.heldout_description(config, n, seed)
     return records, source
 
 
-def _draw(kk_puzzles: Any, count: int, n: int, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
-    """n puzzles, or the most the seeded stream can give (generate(c, m) is a prefix of
-    generate(c, m + k)), found by bisection when the puzzle space runs out."""
-    try:
-        return kk_puzzles.generate(count, n, **kwargs)
-    except kk_puzzles.GenerationError:
-        pass
-    lo, hi = 0, n - 1
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        try:
-            kk_puzzles.generate(count, mid, **kwargs)
-            lo = mid
-        except kk_puzzles.GenerationError:
-            hi = mid - 1
-    return kk_puzzles.generate(count, lo, **kwargs) if lo > 0 else []
+def outside_slice_note(records: Sequence[Mapping[str, Any]]) -> str:
+    """For a foreign file: how many of its puzzles lie outside the reserved slice (their
+    structures may have been trained on)."""
+    from kk_puzzles import parse_statements
+    from kk_puzzles.reserved import is_reserved
+
+    outside = sum(not is_reserved(parse_statements(str(r["statements"]))) for r in records)
+    return (
+        f"{outside} of {len(records)} puzzles lie outside the reserved evaluation slice "
+        "(possibly seen in training)"
+    )
 
 
 def select(
@@ -527,10 +500,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--people",
         default=None,
-        help="person counts, e.g. 2-8 or 3,5,7 (default 2-8; all in --data)",
+        help="person counts, e.g. 2-8 or 3,5,7 (default: the config's eval.people; all in --data)",
     )
     p.add_argument(
-        "--n", type=int, default=None, help="puzzles per person count (default 100; all in --data)"
+        "--n",
+        type=int,
+        default=None,
+        help="puzzles per person count (default: the config's eval.n; all in --data)",
     )
     p.add_argument(
         "--samples", type=int, default=1, help="completions per puzzle (pass@k uses k = samples)"
@@ -621,12 +597,16 @@ def run(argv: Sequence[str] | None = None) -> int:
     args.seed = config.eval.seed if args.seed is None else args.seed
     if args.data:
         records = select(load_data_files(args.data), people, args.n)
-        source = "files: " + ", ".join(args.data)
         if not records:
             raise EvalCliError("no puzzles in --data match --people")
+        source = "files: " + ", ".join(args.data) + "; " + outside_slice_note(records)
     else:
         records, source = heldout_set(
-            people or list(range(2, 9)), args.n or 100, args.seed, config, config_path
+            people or list(config.eval.people),
+            args.n or config.eval.n,
+            args.seed,
+            config,
+            config_path,
         )
     from analysis import make_console
 

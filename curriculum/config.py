@@ -130,7 +130,7 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     enabled: bool = True
-    people: list[int] = field(default_factory=lambda: [2, 3])
+    people: list[int] = field(default_factory=lambda: [3])
     n: int = 200  # held-out puzzles per person count
     seed: int = 1234
     depth: int = 2

@@ -1,25 +1,32 @@
 """Puzzles for each stage and the held-out evaluation set, all fixed by seeds.
 
-* ``heldout_records(config)``: for each person count ``c`` in ``eval.people``,
-  ``kk_puzzles.generate(c, eval.n, seed=eval.seed, depth=eval.depth, width=eval.width)``.
-  It depends on the eval section only, so changing a stage never changes the evaluation set
-  (runs stay comparable), and ``kk-gen`` can reproduce it.
+* ``heldout_set(config, people, n, seed)``: the one held-out set every reader uses (the
+  run's evaluation, ``kk-eval``'s default set): for each person count, ``n`` puzzles of the
+  *reserved evaluation slice* (``kk_puzzles.reserved``: 10% of puzzle structures, closed
+  under renaming, re-wording and permuting the people), drawn with ``eval.seed``,
+  ``eval.depth``, ``eval.width`` and the model's cast. No training data ever contains a
+  reserved puzzle, so the set is disjoint from the tiny model's pre-training stream and every
+  stage's data by construction. ``heldout_records(config)`` is the run's own
+  (``eval.people``, ``eval.n``, ``eval.seed``). It depends on the eval section only, so
+  changing a stage never changes the evaluation set (runs stay comparable).
 * ``stage_dataset_records(config, name)``: ``dataset_size`` puzzles (default
   ``steps * prompts_per_step``, each prompt used once) with the stage's people mix. The mix is
-  split into exact per-count quotas (largest remainder), each drawn with
-  ``exclude_ids`` = the held-out ids, so training never sees an evaluation puzzle.
+  split into exact per-count quotas (largest remainder), each drawn outside the reserved
+  slice (``reserved="exclude"``), so training never sees an evaluation puzzle.
   When a person count has fewer distinct puzzles than its quota (2 people at depth 2 and
   width 2 have only 184), the distinct pool is repeated in reshuffled epochs and
   ``on_note`` hears about it.
 
 >>> from curriculum.config import load_config
->>> cfg = load_config(None, ["eval.n=20", "eval.people=[2,3]", "stages.explore.dataset_size=40"])
+>>> cfg = load_config(None, ["eval.n=10", "eval.people=[2,3]", "stages.explore.dataset_size=40"])
 >>> held = heldout_records(cfg)
 >>> train = stage_dataset_records(cfg, "explore")
 >>> len(held), len(train), sorted(people_counts(train).items())
-(40, 40, [(2, 10), (3, 30)])
+(20, 40, [(2, 10), (3, 30)])
 >>> bool({r["id"] for r in held} & {r["id"] for r in train})
 False
+>>> puzzle_cast(cfg), held[0]["names"][:2]  # the tiny model's fixed cast
+('fixed', ['Abigail', 'Adrian'])
 """
 
 from __future__ import annotations
@@ -36,15 +43,32 @@ if TYPE_CHECKING:
     from curriculum.config import RunConfig
 
 __all__ = [
+    "TINY_DEFAULT_CAST",
+    "heldout_description",
     "heldout_ids",
     "heldout_records",
+    "heldout_set",
     "people_counts",
     "people_quotas",
+    "puzzle_cast",
     "stage_dataset_records",
     "stage_seed",
 ]
 
 Note = Callable[[str], None]
+
+# The embedded tiny model names every puzzle's people with the pool's first names in order
+# (a fixed cast): measured, it cannot learn to copy names from the quiz at this size
+# (docs/tiny_model.md). HF models get the full renderer (random names from the pool).
+TINY_DEFAULT_CAST = "fixed"
+
+
+def puzzle_cast(config: RunConfig) -> str:
+    """How puzzles name their people for this run's model: ``model.tiny.cast`` (default
+    fixed) for the embedded tiny model, ``random`` for any other model."""
+    if config.model.name_or_path != "tiny":
+        return "random"
+    return str(config.model.tiny.get("cast", TINY_DEFAULT_CAST))
 
 
 def stage_seed(config: RunConfig, stage_name: str) -> int:
@@ -105,21 +129,56 @@ def _distinct_pool(count: int, n: int, **kwargs: Any) -> list[dict[str, Any]]:
     return _generate(count, lo, **kwargs) if lo > 0 else []
 
 
-def heldout_records(config: RunConfig) -> list[dict[str, Any]]:
-    """The held-out evaluation set: eval.n puzzles per person count in eval.people."""
+def heldout_set(
+    config: RunConfig,
+    people: Collection[int] | None = None,
+    n: int | None = None,
+    seed: int | None = None,
+) -> list[dict[str, Any]]:
+    """Held-out puzzles from the reserved evaluation slice: ``n`` per person count
+    (defaults: ``eval.people``, ``eval.n``, ``eval.seed``). A request the slice cannot fill
+    raises ConfigError naming the maximum."""
     from kk_puzzles import GenerationError
+    from kk_puzzles.reserved import heldout_puzzles
 
     ev = config.eval
+    n = ev.n if n is None else n
+    seed = ev.seed if seed is None else seed
+    cast = puzzle_cast(config)
     out: list[dict[str, Any]] = []
-    for count in ev.people:
+    for count in ev.people if people is None else people:
         try:
-            out += _generate(count, ev.n, seed=ev.seed, depth=ev.depth, width=ev.width)
+            out += heldout_puzzles(count, n, seed=seed, depth=ev.depth, width=ev.width, cast=cast)
         except GenerationError as err:
-            raise ConfigError(
-                f"eval: {err}; lower eval.n ({ev.n}) or raise eval.depth ({ev.depth}) / "
-                f"eval.width ({ev.width})"
-            ) from None
+            raise ConfigError(f"held-out set: {err}") from None
     return out
+
+
+def heldout_description(config: RunConfig, n: int | None = None, seed: int | None = None) -> str:
+    """What the held-out set is, and exactly what it is disjoint from (report.md, kk-eval)."""
+    from kk_puzzles.reserved import RESERVED_PER_MILLE
+
+    ev = config.eval
+    cast = puzzle_cast(config)
+    names = (
+        "people named by a fixed cast, the pool's first names in order (the tiny model cannot "
+        "copy names from the quiz)"
+        if cast == "fixed"
+        else "names drawn from the pool"
+    )
+    return (
+        f"{ev.n if n is None else n} puzzles per person count from the reserved evaluation "
+        f"slice ({RESERVED_PER_MILLE / 10:g}% of puzzle structures; seed "
+        f"{ev.seed if seed is None else seed}, depth {ev.depth}, width {ev.width}; {names}), "
+        "disjoint by construction from the tiny model's pre-training stream, every RL "
+        "stage's data and kk-gen --split train files, renamed, re-worded and permuted "
+        "copies included"
+    )
+
+
+def heldout_records(config: RunConfig) -> list[dict[str, Any]]:
+    """The run's held-out evaluation set: ``heldout_set`` with the eval section's values."""
+    return heldout_set(config)
 
 
 def heldout_ids(config: RunConfig) -> set[str]:
@@ -151,7 +210,10 @@ def stage_dataset_records(
     for count, quota in people_quotas(st.people, n).items():
         if quota == 0:
             continue
-        kwargs = dict(seed=zlib.crc32(f"{seed}:{count}".encode()), depth=st.depth, width=st.width)
+        kwargs = dict(
+            seed=zlib.crc32(f"{seed}:{count}".encode()), depth=st.depth, width=st.width,
+            reserved="exclude", cast=puzzle_cast(config),
+        )  # fmt: skip
         pool = _distinct_pool(count, quota, exclude_ids=exclude, **kwargs)
         if not pool:
             raise ConfigError(

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .generator import MIN_PEOPLE, GenerationError, check_knobs, generate, split
+from .generator import CASTS, MIN_PEOPLE, GenerationError, check_knobs, generate, split
 from .render import ROLE_PAIRS, role_words
 from .solver import MAX_PEOPLE
 
@@ -229,7 +229,7 @@ def _gen_parser() -> _Parser:
     p = _Parser(
         prog=PROG,
         description="Generate Knights-and-Knaves puzzles with exactly one solution each. "
-        "Sub-commands: 'kk-gen show FILE [--index i]', 'kk-gen import FILE'.",
+        "Sub-commands: 'kk-gen show FILE [--index i]', 'kk-gen import FILE', 'kk-gen slice'.",
     )
     p.add_argument("--people", default="5", help="5, a range 3-7, a list 3,5 or weights 3:2,5:1")
     p.add_argument("--n", type=int, default=2000, help="number of puzzles (default 2000)")
@@ -247,6 +247,11 @@ def _gen_parser() -> _Parser:
         "--role-words",
         default="knight/knave",
         help=f"truthful/lying role words, e.g. {', '.join(ROLE_PAIRS)}, or 'random'",
+    )
+    p.add_argument(
+        "--cast",
+        default="random",
+        help="names: random (drawn from the pool, default) or fixed (the pool's first N, in order)",
     )
     p.add_argument("--force", action="store_true", help="overwrite existing files")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -280,6 +285,8 @@ def cmd_generate(argv: Sequence[str]) -> int:
         check_knobs(args.depth, args.width, None)
     except GenerationError as exc:
         raise UsageError(str(exc)) from None
+    if args.cast not in CASTS:
+        raise UsageError(f"--cast must be one of {', '.join(CASTS)}, got {args.cast!r}")
     test_size = _split_size(args.split, args.n)
     kinds = _parse_perturb(args.perturb)
     out = Path(args.out) if args.out else _default_out(args)
@@ -294,7 +301,8 @@ def cmd_generate(argv: Sequence[str]) -> int:
 
     start = time.perf_counter()
     bar = _Progress(args.n, not args.quiet)
-    kw = dict(seed=args.seed, depth=args.depth, width=args.width, role_words=args.role_words)
+    kw = dict(seed=args.seed, depth=args.depth, width=args.width, role_words=args.role_words,
+              cast=args.cast)  # fmt: skip
     try:
         if test_size:
             train, test = split(people, args.n - test_size, test_size, progress=bar, **kw)
@@ -435,9 +443,41 @@ def cmd_import(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_slice(argv: Sequence[str]) -> int:
+    """``kk-gen slice``: the size of the reserved evaluation slice per person count."""
+    from .reserved import RESERVED_PER_MILLE, slice_size
+
+    p = _Parser(prog=f"{PROG} slice", description="Size of the reserved evaluation slice.")
+    p.add_argument("--people", default="2-6", help="person counts (default 2-6)")
+    p.add_argument("--depth", type=int, default=2)
+    p.add_argument("--width", type=int, default=2)
+    p.add_argument("--samples", type=int, default=4000, help="puzzles drawn per count")
+    args = p.parse_args(argv)
+    counts = parse_people(args.people)
+    counts = [counts] if isinstance(counts, int) else list(counts)  # a weight map: its keys
+    try:
+        check_knobs(args.depth, args.width, None)
+    except GenerationError as exc:
+        raise UsageError(str(exc)) from None
+    if args.samples <= 0:
+        raise UsageError(f"--samples must be positive, got {args.samples}")
+    print(
+        f"{PROG}: reserved evaluation slice = {RESERVED_PER_MILLE / 10:g}% of puzzle "
+        f"structures (depth {args.depth}, width {args.width}); no training data contains them"
+    )
+    for c in counts:
+        r = slice_size(int(c), args.samples, depth=args.depth, width=args.width)
+        how = f"all {r['puzzles']} puzzles (exact)" if r["exact"] else f"{r['puzzles']} sampled"
+        print(
+            f"  {c} people: {r['reserved']} of {how} reserved ({100 * r['share']:.1f}%); "
+            f"{r['structures']} distinct structures up to renaming and permutation"
+        )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"show": cmd_show, "import": cmd_import}
+    commands = {"show": cmd_show, "import": cmd_import, "slice": cmd_slice}
     try:
         if argv and argv[0] in commands:
             return commands[argv[0]](argv[1:])

@@ -31,6 +31,7 @@ from .render import (
     solution_text,
     solution_text_format,
 )
+from .reserved import check_mode, is_reserved_id
 from .solver import MAX_PEOPLE, combine_masks, knight_masks
 from .trace import Claim, claim_for, render_trace, trace_steps
 
@@ -40,6 +41,9 @@ MAX_WIDTH = 6
 OPERATORS = ("leaf", "not", "and", "or", "->", "<=>")
 DEFAULT_OP_WEIGHTS: dict[str, float] = dict.fromkeys(OPERATORS, 1.0)  # mem-kk-logic's mix
 RANDOM_ROLE_WORDS = "random"
+# Names: drawn from the pool per puzzle, or the first N of the pool in order (a fixed cast:
+# names then carry no information, which the embedded tiny model needs; see docs/tiny_model.md).
+CASTS = ("random", "fixed")
 # Give up when this many samples in a row bring no new puzzle (space exhausted).
 STALL_LIMIT = 20_000
 
@@ -327,17 +331,21 @@ class _HashStream:
         return x
 
 
-def surface(pid: str, seed: int | None, people: int) -> tuple[list[str], int, list[int]]:
+def surface(
+    pid: str, seed: int | None, people: int, cast: str = "random"
+) -> tuple[list[str], int, list[int]]:
     """Names, a role-pair draw and speech templates of one puzzle, from its own stream.
 
     Keyed by (seed, id), so a perturbation can re-render the same puzzle changing one thing.
+    With ``cast="fixed"`` the names are the pool's first ``people`` names, in order.
     """
     h = _HashStream(f"{seed}:{pid}")
     below = h.below
     names = list(NAMES)
-    for i in range(people):
-        j = i + below(len(names) - i)
-        names[i], names[j] = names[j], names[i]
+    if cast != "fixed":
+        for i in range(people):
+            j = i + below(len(names) - i)
+            names[i], names[j] = names[j], names[i]
     role_i = below(len(ROLE_PAIRS))
     n_t = len(SPEECH_TEMPLATES)
     templates = [below(n_t) for _ in range(people)]
@@ -399,7 +407,12 @@ def _generate(
     op_weights: Mapping[str, float] | None,
     exclude_ids: Collection[str],
     progress: Callable[[int], None] | None,
+    reserved: str = "any",
+    cast: str = "random",
 ) -> list[dict[str, Any]]:
+    check_mode(reserved)
+    if cast not in CASTS:
+        raise GenerationError(f"cast must be one of {', '.join(CASTS)}, got {cast!r}")
     if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
         raise GenerationError(f"n must be a positive integer, got {n!r}")
     weights = check_knobs(depth, width, op_weights)
@@ -426,18 +439,21 @@ def _generate(
         if got is None:
             stall += 1
             if stall > STALL_LIMIT:
-                _stalled(people, n, len(out), depth, width)
+                _stalled(people, n, len(out), depth, width, reserved)
             continue
         stmts, bits, metas = got
         pid = _hash_key("(" + ", ".join(m.canon for m in metas) + ")")
-        if pid in seen:
+        if pid in seen or (
+            reserved != "any" and is_reserved_id(pid, stmts) != (reserved == "only")
+        ):
+            seen.add(pid)
             stall += 1
             if stall > STALL_LIMIT:
-                _stalled(people, n, len(out), depth, width)
+                _stalled(people, n, len(out), depth, width, reserved)
             continue
         stall = 0
         seen.add(pid)
-        names, role_i, templates = surface(pid, seed, c)
+        names, role_i, templates = surface(pid, seed, c, cast)
         roles = role_choices[role_i % len(role_choices)]
         solution = [bool(bits >> i & 1) for i in range(c)]
         out.append(
@@ -459,12 +475,29 @@ def _generate(
     return out
 
 
-def _stalled(people: Any, n: int, made: int, depth: int, width: int) -> None:
-    raise GenerationError(
+def _stalled(people: Any, n: int, made: int, depth: int, width: int, reserved: str) -> None:
+    if reserved == "only":
+        err = GenerationError(
+            f"the reserved evaluation slice holds only {made} puzzles for people={people} at "
+            f"depth={depth}, width={width} ({STALL_LIMIT} draws in a row gave nothing new); "
+            f"ask for at most {made}, or more people/depth/width"
+        )
+        err.made = made  # type: ignore[attr-defined]
+        raise err
+    if reserved == "exclude":
+        raise GenerationError(
+            f"only {made} of {n} distinct unique-solution puzzles outside the reserved "
+            f"evaluation slice found for people={people}, depth={depth}, width={width} "
+            f"({STALL_LIMIT} samples in a row gave nothing new); ask for fewer puzzles or "
+            "more people/depth/width"
+        )
+    err = GenerationError(
         f"only {made} of {n} distinct unique-solution puzzles found for people={people}, "
         f"depth={depth}, width={width} ({STALL_LIMIT} samples in a row gave nothing new); "
         "ask for fewer puzzles or more people/depth/width"
     )
+    err.made = made  # type: ignore[attr-defined]
+    raise err
 
 
 def generate(
@@ -478,6 +511,8 @@ def generate(
     op_weights: Mapping[str, float] | None = None,
     exclude_ids: Collection[str] = (),
     progress: Callable[[int], None] | None = None,
+    reserved: str = "any",
+    cast: str = "random",
 ) -> list[dict[str, Any]]:
     """``n`` distinct puzzles, each with exactly one solution, deterministic in the arguments.
 
@@ -488,6 +523,10 @@ def generate(
     ``op_weights``: relative weights of ``leaf, not, and, or, ->, <=>`` (default equal).
     ``exclude_ids``: ids that must not be produced (to keep a held-out set disjoint).
     ``progress``: called with the number of puzzles made so far.
+    ``reserved``: ``"any"`` puzzle, only puzzles outside the reserved evaluation slice
+    (``"exclude"``, for training data) or only inside it (``"only"``, for held-out sets);
+    see ``kk_puzzles.reserved``. ``cast``: ``"random"`` names per puzzle or ``"fixed"``
+    (the pool's first names, in order).
     """
     return _generate(
         people,
@@ -500,6 +539,8 @@ def generate(
         op_weights=op_weights,
         exclude_ids=exclude_ids,
         progress=progress,
+        reserved=reserved,
+        cast=cast,
     )
 
 
@@ -512,8 +553,9 @@ def split(
     exclude_ids: Collection[str] = (),
     **kwargs: Any,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Disjoint (train, test) sets: test is ``generate(people, n_test, seed=seed, ...)``,
-    train is drawn from a separate stream with the test ids excluded.
+    """Disjoint (train, test) sets: test is ``generate(people, n_test, seed=seed,
+    reserved="only", ...)`` (the reserved evaluation slice), train is drawn from a separate
+    stream outside the slice (so no permuted or renamed copy of a test puzzle either).
 
     The test set therefore does not depend on ``n_train``. ``progress`` (if given) is
     called with the number made so far, test first, then train.
@@ -523,7 +565,10 @@ def split(
     (20, 5, False)
     """
     progress = kwargs.pop("progress", None)  # counts test then train puzzles
-    test = generate(people, n_test, seed=seed, exclude_ids=exclude_ids, progress=progress, **kwargs)
+    test = generate(
+        people, n_test, seed=seed, exclude_ids=exclude_ids, progress=progress, reserved="only",
+        **kwargs,
+    )  # fmt: skip
     taken = set(exclude_ids) | {r["id"] for r in test}
     train = _generate(
         people,
@@ -536,5 +581,7 @@ def split(
         op_weights=kwargs.get("op_weights"),
         exclude_ids=taken,
         progress=None if progress is None else (lambda k: progress(n_test + k)),
+        reserved="exclude",
+        cast=kwargs.get("cast", "random"),
     )
     return train, test

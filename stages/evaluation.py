@@ -42,6 +42,8 @@ def wilson_interval(successes: float, trials: int, z: float = Z95) -> tuple[floa
     (0.0, 1.0)
     >>> tuple(round(x, 4) for x in wilson_interval(0, 10))
     (0.0, 0.2775)
+    >>> wilson_interval(0, 3)[0], wilson_interval(3, 3)[1]
+    (0.0, 1.0)
     """
     if trials <= 0:
         return (0.0, 1.0)
@@ -50,7 +52,8 @@ def wilson_interval(successes: float, trials: int, z: float = Z95) -> tuple[floa
     denom = 1.0 + z2 / trials
     center = (p + z2 / (2 * trials)) / denom
     half = z * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials)) / denom
-    return (max(0.0, center - half), min(1.0, center + half))
+    # clamp: rounding can put a bound a hair past the rate itself (5.6e-17 > 0 at p = 0)
+    return (min(p, max(0.0, center - half)), max(p, min(1.0, center + half)))
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

@@ -209,6 +209,14 @@ def findings(rows: list[dict[str, Any]], evals: list[dict[str, Any]]) -> list[st
     return out
 
 
+def _heldout_text(run_dir: Path) -> str:
+    """The run's held-out set described from its own config.yaml."""
+    import curriculum
+    from curriculum.data import heldout_description
+
+    return heldout_description(curriculum.load_config(str(run_dir / rr.CONFIG_FILE), []))
+
+
 def render_report(run_dir: str | Path) -> str:
     """The report as Markdown text."""
     run_dir = Path(run_dir)
@@ -259,7 +267,7 @@ def render_report(run_dir: str | Path) -> str:
     else:
         settings = evals[0].get("settings", {})
         lines += [
-            f"Puzzles disjoint from training (`eval/heldout.jsonl`); samples "
+            f"Held-out set (`eval/heldout.jsonl`): {_heldout_text(run_dir)}. Samples "
             f"{settings.get('samples', 1)}, temperature {settings.get('temperature', 0)}, "
             f"max_new_tokens {settings.get('max_new_tokens', '-')}. Strict = right answer in"
             " the exact format; lenient = right answer read in any format. Intervals: Wilson 95%"

@@ -161,14 +161,19 @@ def test_prompt_for_other_tokenizers_uses_their_chat_template() -> None:
     assert model_io.prompt_for(rec, NoTemplate(), True) == kk_puzzles.prompts.base_prompt(rec, True)
 
 
-def test_measure_and_baselines_on_micro_model(micro_dir: Path) -> None:
-    model, tok = model_io.load_model_and_tokenizer(micro_dir)
-    recs = measure.heldout_records(2, 4)
-    got = measure.measure(model, tok, recs, max_new_tokens=8, batch_size=4)
-    assert got["n"] == 4 and 0 <= got["exact_format"] <= 1 and 0 <= got["lenient_acc"] <= 1
-    base = measure.trivial_baselines(recs)
-    assert base["random_guess"] == pytest.approx(0.25)
-    assert base["all_knight"] == sum(all(r["solution"]) for r in recs) / 4
+def test_measure_base_uses_the_reserved_slice(micro_dir: Path) -> None:
+    from kk_puzzles.reserved import heldout_puzzles, is_reserved
+
+    got = measure.measure_base(micro_dir, n=3, people=[2, 3], batch_size=4)
+    assert got["2"]["n"] == 3 and got["3"]["n"] == 3
+    row = got["3"]["greedy"]
+    assert 0 <= row["exact_format"] <= 1 and row["lenient_ci"][0] <= row["lenient_acc"]
+    assert got["2"]["baselines"]["random"] == pytest.approx(0.25)
+    recs = heldout_puzzles(3, 3, seed=measure.MEASURE_SEED, cast="fixed")
+    assert all(is_reserved(kk_puzzles.parse_statements(r["statements"])) for r in recs)
+    assert got["3"]["baselines"]["all_knight"] == sum(all(r["solution"]) for r in recs) / 3
+    # two people: the slice holds fewer puzzles than asked, and measuring takes them all
+    assert measure.measure_base(micro_dir, n=500, people=[2], batch_size=64)["2"]["n"] < 500
 
 
 def test_cli_builds_a_model_and_rejects_bad_flags(tmp_path: Path) -> None:

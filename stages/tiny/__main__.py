@@ -36,9 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m stages.tiny", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--out", required=True, help="model folder to write (or to measure)")
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--steps", type=int, help="optimizer steps (reproducible)")
-    group.add_argument("--minutes", type=float, help="wall-clock budget instead of steps")
+    parser.add_argument("--steps", type=int, help="optimizer steps (default: model.tiny.steps)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help='other model.tiny keys, e.g. --set lr=0.003 --set people=\'{"2": 0.4, "3": 0.6}\'')  # fmt: skip
     parser.add_argument(
@@ -51,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="held-out puzzles per person count to measure at the end",
     )
     parser.add_argument(
-        "--eval-people", default="2,3", help="person counts to measure (comma list)"
+        "--eval-people", default="2,3,4", help="person counts to measure (comma list)"
     )
     parser.add_argument(
         "--measure-only", action="store_true", help="measure the folder --out, train nothing"
@@ -76,9 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = _parse_sets(args.set)
         if args.steps is not None:
-            cfg["steps"], cfg["minutes"] = args.steps, None
-        if args.minutes is not None:
-            cfg["minutes"] = args.minutes
+            cfg["steps"] = args.steps
         cfg = resolve_cfg(cfg)
         people = [int(x) for x in args.eval_people.split(",")]
         if args.measure_only and not (Path(args.out) / "config.json").is_file():
@@ -89,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def show(step: int, total: int, msg: str) -> None:
         if step % 10 == 0 or step == total:
-            print(f"step {step}/{total or '?'} {msg}", flush=True)
+            print(f"step {step}/{total} {msg}", flush=True)
 
     if not args.measure_only:
         summary = pretrain(cfg, Path(args.out), progress=show,

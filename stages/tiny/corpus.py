@@ -78,7 +78,10 @@ def pick_layout(rng: random.Random, exact_fraction: float) -> str:
 
 
 class DocumentStream:
-    """Fresh tokenised batches of documents, deterministic in (cfg seed, step)."""
+    """Fresh tokenised batches of documents, deterministic in (cfg seed, step).
+
+    Every puzzle lies outside the reserved evaluation slice (``kk_puzzles.reserved``), so
+    no held-out set ever contains a structure the model was pre-trained on."""
 
     def __init__(
         self, cfg: Mapping[str, Any], tokenizer: Any, exclude_ids: Sequence[str] = ()
@@ -102,6 +105,7 @@ class DocumentStream:
             return kk_puzzles.generate(
                 people, n, seed=seed, depth=self.cfg["depth"], width=self.cfg["width"],
                 role_words=self.cfg["role_words"], exclude_ids=self.exclude,
+                reserved="exclude", cast=self.cfg["cast"],
             )  # fmt: skip
         except ValueError:  # small puzzle spaces (2 people): allow repeats across calls
             out: list[dict] = []
@@ -110,6 +114,7 @@ class DocumentStream:
                 out += kk_puzzles.generate(
                     people, min(64, n - len(out)), seed=seed * 7 + k, depth=self.cfg["depth"],
                     width=self.cfg["width"], role_words=self.cfg["role_words"],
+                    reserved="exclude", cast=self.cfg["cast"],
                 )  # fmt: skip
                 k += 1
             return out[:n]

@@ -64,6 +64,14 @@ def save_model_folder(
         raise
 
 
+def load_average() -> str:
+    """The 1/5/15-minute load average (recorded beside every throughput figure)."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+
+
 def pretrain(
     cfg: Mapping[str, Any],
     out_dir: Path | str,
@@ -73,17 +81,18 @@ def pretrain(
     log_file: Path | str | None = None,
     command: str | None = None,
 ) -> dict[str, Any]:
-    """Pre-train a tiny model for ``cfg`` and save it (model + tokenizer) into ``out_dir``.
+    """Pre-train a tiny model for ``cfg["steps"]`` steps and save it into ``out_dir``.
 
-    ``progress(step, total, message)`` is called after every step (total 0 when the run
-    is bounded by minutes). ``checkpoint_every`` saves the folder every N steps as well,
-    so a long run leaves a usable model at any time. Returns a summary dict.
+    Deterministic in the config (seed, steps, batch) on a given machine and thread count:
+    the machine's load changes the wall time, never the model. ``progress(step, total,
+    message)`` is called after every step; ``checkpoint_every`` also saves the folder every
+    N steps, so a long run leaves a usable model at any time. Returns a summary dict.
     """
     import torch
 
     cfg = resolve_cfg(cfg)
-    threads = cfg["threads"] or os.cpu_count() or 1
-    torch.set_num_threads(int(threads))
+    threads = int(cfg["threads"] or os.cpu_count() or 1)
+    torch.set_num_threads(threads)
     tok = build_tokenizer()
     model = build_model(cfg, tok)
     model.train()
@@ -94,10 +103,9 @@ def pretrain(
         lr=cfg["lr"], betas=(0.9, 0.95),
     )  # fmt: skip
     stream = DocumentStream(cfg, tok)
-    minutes = cfg["minutes"]
-    total = int(cfg["steps"]) if minutes is None else 0
-    budget = None if minutes is None else float(minutes) * 60.0
+    total = int(cfg["steps"])
     start = time.time()
+    load_at_start = load_average()
     tokens = 0
     step = 0
     loss_ema = None
@@ -105,28 +113,18 @@ def pretrain(
     out_dir = Path(out_dir)
 
     def info() -> dict[str, Any]:
+        seconds = time.time() - start
         return {
-            "config": cfg, "steps": step, "tokens": tokens, "seconds": round(time.time() - start, 1),
+            "config": cfg, "steps": step, "tokens": tokens, "seconds": round(seconds, 1),
+            "tokens_per_second": round(tokens / max(seconds, 1e-9)), "threads": threads,
+            "load_average": {"start": load_at_start, "end": load_average()},
             "loss_ema": loss_ema, "parameters": count_parameters(model), "vocab_size": len(tok),
+            "command": command,
         }  # fmt: skip
 
     try:
-        while True:
-            elapsed = time.time() - start
-            if budget is None and step >= total:
-                break
-            if budget is not None and elapsed >= budget:
-                break
-            if budget is None:
-                lr = lr_at(step, total, cfg["lr"], cfg["warmup_steps"], cfg["min_lr_ratio"])
-            elif step < cfg["warmup_steps"]:
-                lr = cfg["lr"] * (step + 1) / cfg["warmup_steps"]
-            else:  # time-based schedule: the same cosine over the wall-clock budget
-                frac = min(1.0, elapsed / budget)
-                lr = cfg["lr"] * (
-                    cfg["min_lr_ratio"]
-                    + (1 - cfg["min_lr_ratio"]) * 0.5 * (1 + math.cos(math.pi * frac))
-                )
+        while step < total:
+            lr = lr_at(step, total, cfg["lr"], cfg["warmup_steps"], cfg["min_lr_ratio"])
             for group in opt.param_groups:
                 group["lr"] = lr
             batch = stream.batch(step)

@@ -1,0 +1,205 @@
+"""The reserved evaluation slice of puzzle space: puzzles no training data ever contains.
+
+A puzzle's *structure* is its statements up to everything that does not change the logic:
+names, role words and the order the quiz lists the statements never enter the statements,
+and :func:`structure_key` also forgets the operand order of ``and``/``or``/``<=>`` and any
+permutation of the people (speaker i <-> speaker j with every reference renamed). The key
+is the smallest relabelled statement tuple over the permutations that respect a
+permutation-invariant colouring of the people (Weisfeiler-Lehman refinement), so it is an
+exact canonical form: two puzzles share a key exactly when one is a relabelling of the
+other. ``RESERVED_PER_MILLE`` of the keys' hash space (a fixed 10%) is reserved for
+evaluation.
+
+Who honours it: the tiny model's pre-training stream, every RL stage's data and
+``kk-gen --split``'s train side draw with ``reserved="exclude"``; held-out sets (the run's
+evaluation, kk-eval's default set for any seed, ``kk-gen --split``'s test side) come from
+:func:`heldout_puzzles` (``reserved="only"``). ``kk-gen slice`` prints its size per person
+count.
+
+>>> a = (('and', ('telling-truth', 1), ('lying', 2)), ('lying', 0), ('telling-truth', 0))
+>>> b = (('lying', 1), ('and', ('lying', 2), ('telling-truth', 0)), ('telling-truth', 1))
+>>> structure_key(a) == structure_key(b)  # b is a with people 0 and 1 swapped
+True
+>>> is_reserved(a) == is_reserved(b)
+True
+"""
+
+from __future__ import annotations
+
+try:  # blake2 without loading OpenSSL (hashlib's import costs ~20 ms per process)
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - other Python builds
+    from hashlib import blake2b
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+from .grammar import LEAF_OPS, Statement
+
+# Share of structures reserved for evaluation, in thousandths of the key hash space.
+RESERVED_PER_MILLE = 100
+# Draw modes of kk_puzzles.generate: every puzzle, only training-side, only reserved.
+RESERVED_MODES = ("any", "exclude", "only")
+# Above this many colour-respecting relabellings, key on the colour refinement alone
+# (still invariant under permutations; it may merge rare symmetric structures).
+MAX_RELABELLINGS = 5040
+WL_ROUNDS = 3
+_COMMUTATIVE = ("and", "or", "<=>")
+
+
+def _encode(stmt: Statement, labels: Sequence[str]) -> str:
+    """A claim as text with person j written as ``labels[j]``, commutative operands sorted
+    (so the text does not depend on their order)."""
+    op = stmt[0]
+    if op in LEAF_OPS:
+        return f"{'T' if op == 'telling-truth' else 'L'}{labels[stmt[1]]}"
+    subs = [_encode(s, labels) for s in stmt[1:]]
+    if op in _COMMUTATIVE:
+        subs.sort()
+    return f"({op} {' '.join(subs)})"
+
+
+def _colours(statements: Sequence[Statement]) -> list[str]:
+    """A colour per person that a permutation of the people carries along with them."""
+    n = len(statements)
+    colours = [""] * n
+    for _ in range(WL_ROUNDS):
+        new = []
+        seen_as = [f"<{c}>" for c in colours]
+        for i in range(n):
+            # i's own claim with i marked "@", and every other claim with i marked "@" and
+            # its speaker "$": what i says and what is said about i, up to relabelling
+            labels = [*seen_as[:i], "@", *seen_as[i + 1 :]]
+            own = _encode(statements[i], labels)
+            heard = []
+            for k in range(n):
+                if k != i:
+                    about = list(labels)
+                    about[k] = "$"
+                    heard.append(_encode(statements[k], about))
+            heard.sort()
+            digest = blake2b(f"{colours[i]}|{own}|{'|'.join(heard)}".encode(), digest_size=6)
+            new.append(digest.hexdigest())
+        if len(set(new)) == len(set(colours)) and _ranks(new) == _ranks(colours):
+            break
+        colours = new
+    return colours
+
+
+def _ranks(colours: Sequence[str]) -> list[int]:
+    order = sorted(set(colours))
+    return [order.index(c) for c in colours]
+
+
+def structure_key(statements: Sequence[Statement]) -> str:
+    """Canonical text of a puzzle's logic: the same for every renaming, role-word choice,
+    statement order, operand order and permutation of the people."""
+    n = len(statements)
+    colours = _colours(statements)
+    groups: dict[str, list[int]] = {}
+    for person, colour in enumerate(colours):
+        groups.setdefault(colour, []).append(person)
+    ordered = [groups[c] for c in sorted(groups)]
+    count = 1
+    for g in ordered:
+        for k in range(2, len(g) + 1):
+            count *= k
+    if count > MAX_RELABELLINGS:
+        return "wl:" + ",".join(sorted(colours))
+    best: str | None = None
+    for choice in itertools.product(*(itertools.permutations(g) for g in ordered)):
+        new_of = [0] * n
+        for new, old in enumerate(p for g in choice for p in g):
+            new_of[old] = new
+        labels = [str(x) for x in new_of]
+        by_new = [""] * n
+        for old in range(n):
+            by_new[new_of[old]] = _encode(statements[old], labels)
+        text = ";".join(by_new)
+        if best is None or text < best:
+            best = text
+    assert best is not None
+    return best
+
+
+def key_bucket(key: str) -> int:
+    """The key's position in the hash space, 0..999."""
+    return int.from_bytes(blake2b(key.encode(), digest_size=8).digest(), "little") % 1000
+
+
+def is_reserved(statements: Sequence[Statement]) -> bool:
+    """True when the puzzle's structure lies in the evaluation slice."""
+    return key_bucket(structure_key(statements)) < RESERVED_PER_MILLE
+
+
+_BY_ID: dict[str, bool] = {}
+
+
+def is_reserved_id(pid: str, statements: Sequence[Statement]) -> bool:
+    """``is_reserved`` cached by puzzle id (a training stream meets the same puzzles often)."""
+    hit = _BY_ID.get(pid)
+    if hit is None:
+        if len(_BY_ID) > 500_000:  # bound memory on long runs
+            _BY_ID.clear()
+        hit = _BY_ID[pid] = is_reserved(statements)
+    return hit
+
+
+def check_mode(mode: str) -> str:
+    if mode not in RESERVED_MODES:
+        raise ValueError(f"reserved must be one of {', '.join(RESERVED_MODES)}, got {mode!r}")
+    return mode
+
+
+def heldout_puzzles(
+    people: int, n: int, *, allow_fewer: bool = False, **kwargs: Any
+) -> list[dict[str, Any]]:
+    """``n`` held-out puzzles of ``people`` people, all from the reserved slice.
+
+    ``kwargs`` go to ``kk_puzzles.generate`` (seed, depth, width, role_words, cast). When the
+    slice holds fewer than ``n`` such puzzles, GenerationError names the maximum, or with
+    ``allow_fewer`` all of them are returned (a seeded stream: ``generate(c, m)`` is a
+    prefix of ``generate(c, m + k)``).
+
+    >>> from kk_puzzles import parse_statements
+    >>> recs = heldout_puzzles(3, 5, seed=1)
+    >>> len(recs), all(is_reserved(parse_statements(r["statements"])) for r in recs)
+    (5, True)
+    """
+    from .generator import GenerationError, generate
+
+    try:
+        return generate(people, n, reserved="only", **kwargs)
+    except GenerationError as err:
+        made = getattr(err, "made", None)
+        if not allow_fewer or not made:
+            raise
+        return generate(people, made, reserved="only", **kwargs)
+
+
+def slice_size(people: int, samples: int = 4000, **kwargs: Any) -> dict[str, Any]:
+    """How much of the ``people``-person puzzle space the slice reserves.
+
+    Draws up to ``samples`` distinct puzzles (every one when the space is smaller: then the
+    counts are exact) and counts the reserved ones and the distinct structures.
+    """
+    from .generator import GenerationError, generate
+    from .grammar import parse_statements
+
+    try:
+        recs = generate(people, samples, **kwargs)
+        exact = False
+    except GenerationError as err:
+        made = getattr(err, "made", 0)
+        recs = generate(people, made, **kwargs) if made else []
+        exact = True
+    keys = [structure_key(parse_statements(r["statements"])) for r in recs]
+    reserved = sum(key_bucket(k) < RESERVED_PER_MILLE for k in keys)
+    return {
+        "people": people,
+        "puzzles": len(recs),
+        "structures": len(set(keys)),
+        "reserved": reserved,
+        "share": reserved / len(recs) if recs else 0.0,
+        "exact": exact,
+    }
