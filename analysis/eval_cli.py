@@ -163,7 +163,7 @@ def _load_config(config_path: str | None) -> Any:
 
 
 def heldout_set(
-    people: list[int], n: int, seed: int, config: Any, config_path: str | None
+    people: list[int], n: int, seed: int, config: Any, cast: str | None = None
 ) -> tuple[list[dict[str, Any]], str]:
     """The config's held-out set (``curriculum.data.heldout_set``) for these person counts,
     ``n`` each and ``seed``, with a line saying exactly what it is disjoint from."""
@@ -171,11 +171,21 @@ def heldout_set(
     from curriculum import data as cdata
 
     try:
-        records = cdata.heldout_set(config, people, n, seed)
+        records = cdata.heldout_set(config, people, n, seed, cast)
     except curriculum.ConfigError as exc:
         raise EvalCliError(f"{exc} (--n, --people)") from None
-    source = "held-out set: " + cdata.heldout_description(config, n, seed)
+    source = "held-out set: " + cdata.heldout_description(config, n, seed, cast)
     return records, source
+
+
+def _default_cast(config: Any, model_specs: Sequence[Any]) -> str:
+    """The config's cast when every model is a word-level tiny model, else random names."""
+    from curriculum.data import puzzle_cast
+    from stages.tiny.tokenizer import is_word_level_folder
+
+    if all(is_word_level_folder(m.path) for m in model_specs):
+        return puzzle_cast(config)
+    return "random"
 
 
 def outside_slice_note(records: Sequence[Mapping[str, Any]]) -> str:
@@ -540,6 +550,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--backend", choices=["auto", "transformers", "vllm"], default="auto")
     p.add_argument(
+        "--cast",
+        choices=["fixed", "random"],
+        default=None,
+        help="names of the generated puzzles (default: the config's for tiny models, else random)",
+    )
+    p.add_argument(
         "--out", default=None, help="output folder (default: RUN_DIR/kk-eval or ./kk-eval-out)"
     )
     p.add_argument(
@@ -601,12 +617,9 @@ def run(argv: Sequence[str] | None = None) -> int:
             raise EvalCliError("no puzzles in --data match --people")
         source = "files: " + ", ".join(args.data) + "; " + outside_slice_note(records)
     else:
+        cast = args.cast or _default_cast(config, model_specs)
         records, source = heldout_set(
-            people or list(config.eval.people),
-            args.n or config.eval.n,
-            args.seed,
-            config,
-            config_path,
+            people or list(config.eval.people), args.n or config.eval.n, args.seed, config, cast
         )
     from analysis import make_console
 

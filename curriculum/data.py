@@ -134,17 +134,18 @@ def heldout_set(
     people: Collection[int] | None = None,
     n: int | None = None,
     seed: int | None = None,
+    cast: str | None = None,
 ) -> list[dict[str, Any]]:
     """Held-out puzzles from the reserved evaluation slice: ``n`` per person count
-    (defaults: ``eval.people``, ``eval.n``, ``eval.seed``). A request the slice cannot fill
-    raises ConfigError naming the maximum."""
+    (defaults: ``eval.people``, ``eval.n``, ``eval.seed``, the model's cast). A request the
+    slice cannot fill raises ConfigError naming the maximum."""
     from kk_puzzles import GenerationError
     from kk_puzzles.reserved import heldout_puzzles
 
     ev = config.eval
     n = ev.n if n is None else n
     seed = ev.seed if seed is None else seed
-    cast = puzzle_cast(config)
+    cast = puzzle_cast(config) if cast is None else cast
     out: list[dict[str, Any]] = []
     for count in ev.people if people is None else people:
         try:
@@ -154,12 +155,14 @@ def heldout_set(
     return out
 
 
-def heldout_description(config: RunConfig, n: int | None = None, seed: int | None = None) -> str:
+def heldout_description(
+    config: RunConfig, n: int | None = None, seed: int | None = None, cast: str | None = None
+) -> str:
     """What the held-out set is, and exactly what it is disjoint from (report.md, kk-eval)."""
     from kk_puzzles.reserved import RESERVED_PER_MILLE
 
     ev = config.eval
-    cast = puzzle_cast(config)
+    cast = puzzle_cast(config) if cast is None else cast
     names = (
         "people named by a fixed cast, the pool's first names in order (the tiny model cannot "
         "copy names from the quiz)"

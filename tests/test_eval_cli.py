@@ -46,6 +46,8 @@ def test_data_file_subprocess(model_dir: Path, tmp_path: Path, bin_dir: Path, lo
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "transformers" in proc.stdout and "All knights" in proc.stdout
+    # Logic-RL's puzzles were not drawn from our slice: kk-eval says how many lie outside it
+    assert "of 4 puzzles lie outside the reserved evaluation slice" in proc.stdout
     doc = json.loads((out / "eval.json").read_text())
     res = doc["models"]["model"]
     assert res["groups"]["3"]["puzzles"] == 4 and res["overall"]["completions"] == 4
@@ -112,7 +114,8 @@ def test_heldout_default_config_is_disjoint_from_training(model_dir: Path, tmp_p
     assert doc["puzzle_ids"] == [r["id"] for r in held]
     train = {r["id"] for s in cfg.stages for r in cdata.stage_dataset_records(cfg, s)}
     assert not set(doc["puzzle_ids"]) & train
-    assert "disjoint" in doc["data_source"]
+    assert "disjoint" in doc["data_source"] and "reserved evaluation slice" in doc["data_source"]
+    assert all(r["names"][0] == kk_puzzles.NAMES[0] for r in held)  # the tiny model's fixed cast
 
 
 @pytest.mark.parametrize(
@@ -128,6 +131,7 @@ def test_heldout_default_config_is_disjoint_from_training(model_dir: Path, tmp_p
         (["--model", "EMPTYDIR"], "not a model folder"),
         (["--model", "EMPTYRUN"], "has no base model"),
         (["--model", "MODEL", "--temperature", "-1"], "--temperature must be >= 0"),
+        (["--model", "MODEL", "--people", "2", "--n", "50"], "at most 18"),
         ([], "--model"),
     ],
 )
