@@ -5,7 +5,7 @@ Modules: ``analysis.behaviour`` (per-completion statistics), ``analysis.curves``
 stage summaries, phase detection), ``analysis.runs`` (load a run directory),
 ``analysis.plots``, ``analysis.report``, ``analysis.synthetic`` (synthetic runs),
 ``analysis.eval_cli`` and ``analysis.analyze_cli``. Evaluation itself lives in
-``stages.evaluation`` (the trainer's report uses it too).
+``stages.evaluation.heldout`` (the trainer runs it too).
 """
 
 from __future__ import annotations
@@ -34,11 +34,11 @@ def _umask() -> int:
 
 
 def write_atomic(path: Any, text: str) -> None:
-    """``stages.run_records.atomic_write_text`` plus ordinary permissions (mkstemp makes
+    """``curriculum.run_records.atomic_write_text`` plus ordinary permissions (mkstemp makes
     the temp file 0600, and a report should be readable like any other file)."""
     import os
 
-    from stages.run_records import atomic_write_text
+    from curriculum.run_records import atomic_write_text
 
     atomic_write_text(path, text)
     os.chmod(path, 0o666 & ~_umask())

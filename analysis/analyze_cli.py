@@ -20,21 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from analysis import write_atomic
+from kk_puzzles.cli_errors import CliError, OneLineParser, run_cli
 
 PROG = "kk-analyze"
 
 
-class _Error(Exception):
+class _Error(CliError):
     pass
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _Error(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir", help="run directory (metrics.jsonl, completions.jsonl)")
     p.add_argument("--compare", action="append", default=[], metavar="RUN_DIR",
                    help="another run to overlay; repeatable")  # fmt: skip
@@ -131,14 +127,7 @@ def _finite(value: Any) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        return run(argv)
-    except _Error as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    return run_cli(PROG, run, argv)
 
 
 if __name__ == "__main__":

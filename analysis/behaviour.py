@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from kk_puzzles import ROLE_PAIRS
+
 # Reflection phrases of SPEC §5 / §7.8, one category each, matched in lower-cased text.
 # "let's test both possibilities" is counted from its "test both ..." part.
 PHRASES: dict[str, str] = {
@@ -102,14 +104,8 @@ LETTER_RE = re.compile(r"[^\W\d_]")
 CLAIM_RE = re.compile(r"\((\d{1,2})\)[^\S\n]*[^\n()]*?\bis[^\S\n]+an?[^\S\n]+([A-Za-z-]+)")
 NGRAM = 4
 
-try:  # role words of every pair the generator can use (truthful, lying)
-    from kk_puzzles import ROLE_PAIRS as _PAIRS
-
-    _ROLE_PAIRS = list(_PAIRS.values())
-except ImportError:  # pragma: no cover - kk_puzzles is a sibling package
-    _ROLE_PAIRS = [("knight", "knave")]
-ROLE_LETTER: dict[str, str] = {}
-for _truthful, _lying in _ROLE_PAIRS:
+ROLE_LETTER: dict[str, str] = {}  # role words of every pair the generator can use
+for _truthful, _lying in ROLE_PAIRS.values():
     ROLE_LETTER[_truthful] = "K"
     ROLE_LETTER[_lying] = "N"
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.util
 import io
 import json
 import sys
@@ -28,20 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from analysis import write_atomic
-from stages import run_records as rr
+from curriculum import run_records as rr
+from kk_puzzles.cli_errors import CliError, OneLineParser, run_cli
 
 PROG = "kk-eval"
 
 
-class EvalCliError(Exception):
+class EvalCliError(CliError):
     """A user error: printed as one line, exit code 2."""
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse prints usage plus the error; we keep only the one error line (exit 2)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise EvalCliError(message)
 
 
 @dataclass
@@ -205,7 +198,7 @@ def select(
     records: list[dict[str, Any]], people: list[int] | None, n: int | None
 ) -> list[dict[str, Any]]:
     """Keep the asked person counts, at most n puzzles each (file order)."""
-    from stages.evaluation import people_of
+    from stages.evaluation.heldout import people_of
 
     kept: list[dict[str, Any]] = []
     seen: dict[int, int] = {}
@@ -224,13 +217,14 @@ def select(
 
 
 def vllm_status() -> tuple[bool, str]:
-    """(usable, why): vLLM needs the package and a CUDA GPU."""
-    if importlib.util.find_spec("vllm") is None:
-        return False, "vLLM not installed"
+    """(usable, why): vLLM needs the package and a CUDA GPU (the check of vllm_support)."""
+    from stages.scaleout.vllm_support import vllm_unavailable_reason
+
+    reason = vllm_unavailable_reason()
+    if reason is not None:
+        return False, reason
     import torch
 
-    if not torch.cuda.is_available():
-        return False, "vLLM installed but no CUDA GPU"
     return True, f"vLLM on {torch.cuda.get_device_name(0)}"
 
 
@@ -272,7 +266,7 @@ def _evaluate_vllm(
     """Generate with vLLM from token ids (our tokenizer, so the tiny model's ids stay ours)."""
     from vllm import LLM, SamplingParams
 
-    from stages.evaluation import _eos_ids, render_prompt, summarize_generations
+    from stages.evaluation.heldout import _eos_ids, render_prompt, summarize_generations
 
     t0 = time.perf_counter()
     prompts = [render_prompt(r, tokenizer, not args.no_prefill_think) for r in records]
@@ -329,7 +323,7 @@ def evaluate_model(
 ) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from stages.evaluation import evaluate
+    from stages.evaluation.heldout import evaluate
 
     if backend == "vllm":  # vLLM loads the weights itself; only the tokenizer is needed here
         return _evaluate_vllm(spec.path, _load_tokenizer(spec.path), records, args)
@@ -388,7 +382,7 @@ CSV_FIELDS = [
 
 
 def csv_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
-    from stages.evaluation import BASELINES
+    from stages.evaluation.heldout import BASELINES
 
     rows = []
     for label, res in results.items():
@@ -425,7 +419,7 @@ def csv_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _pooled_baselines(per: Mapping[int, Mapping[str, float]]) -> dict[str, float]:
-    from stages.evaluation import BASELINES
+    from stages.evaluation.heldout import BASELINES
 
     total = sum(v["n"] for v in per.values())
     return {
@@ -655,14 +649,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        return run(argv)
-    except EvalCliError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    return run_cli(PROG, run, argv)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import numpy as np
 
 from analysis.behaviour import BehaviourTable, completion_features, summarize_group
 from analysis.curves import Curves, Phase, detect_phases, stage_summaries
-from stages import run_records as rr
+from curriculum import run_records as rr
 
 MAX_BUCKETS = 40  # points per behaviour curve
 

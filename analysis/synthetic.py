@@ -2,7 +2,7 @@
 
 ``write_synthetic_run(path, steps=300, completions_per_step=8)`` writes ``run.json``,
 ``metrics.jsonl``, ``completions.jsonl`` and ``events.jsonl`` in the schema of
-``stages.run_records``: format error falls while length shrinks (stage 1), length grows
+``curriculum.run_records``: format error falls while length shrinks (stage 1), length grows
 with reflection phrases (stage 2), then length blows up with repetition and truncation
 (stage 3). Deterministic for a seed.
 """
@@ -14,7 +14,7 @@ import random
 import time
 from pathlib import Path
 
-from stages import run_records as rr
+from curriculum import run_records as rr
 
 NAMES = ["Zoey", "Bob", "Ann", "Cid", "Dee", "Eli", "Fay", "Gus"]
 FILLER = (

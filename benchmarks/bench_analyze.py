@@ -33,7 +33,7 @@ def main() -> int:
     p.add_argument("--keep", default=None, help="write the run here and keep it")
     args = p.parse_args()
     from analysis.synthetic import write_synthetic_run
-    from stages import run_records as rr
+    from curriculum import run_records as rr
 
     steps = max(3, args.completions // args.per_step)
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-analyze-"))

@@ -34,10 +34,12 @@ from rich.console import Console
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # the synthetic run writer lives with the tests
 
-from stages import run_records as rr  # noqa: E402
+from dashboard_synthetic import synthetic_info, synthetic_step  # noqa: E402
+
+from curriculum import run_records as rr  # noqa: E402
 from stages.dashboard import StageDashboard  # noqa: E402
-from stages.dashboard_synthetic import synthetic_info, synthetic_step  # noqa: E402
 
 SAMPLE = rr.CompletionSample(
     stage="format",

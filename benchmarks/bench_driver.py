@@ -43,21 +43,21 @@ def main() -> int:
     from transformers import TrainerCallback
     from trl import GRPOTrainer
 
+    from curriculum import run_records as rr
     from curriculum.config import load_config
-    from stages import run_records as rr
+    from curriculum.data import stage_dataset_records
+    from curriculum.schedules import run_learning_rate
     from stages.callbacks import BatchRecorder, KKRunCallback, RecordingReward
-    from stages.driver import (
-        KKGRPOTrainer,
-        RunContext,
+    from stages.driver import quiet_libraries
+    from stages.grpo_config import build_grpo_config
+    from stages.run_context import RunContext
+    from stages.stage_inputs import (
         build_dataset,
         build_reward_funcs,
         load_policy,
-        make_lr_factor,
-        quiet_libraries,
         resolve_base_model,
-        stage_records,
     )
-    from stages.grpo_config import build_grpo_config
+    from stages.trainer import KKGRPOTrainer
 
     quiet_libraries()
     overrides = [
@@ -108,7 +108,7 @@ def main() -> int:
         model, tok = load_policy(base, config)
         out = work / f"{kind}-{index}"
         grpo_args = build_grpo_config(config, args.stage, output_dir=out / "trainer")
-        records = stage_records(config, args.stage, set())
+        records = stage_dataset_records(config, args.stage, exclude_ids=set())
         dataset, _ = build_dataset(
             records, tok, prefill_think=True, max_prompt_length=None, shuffle_seed=None
         )
@@ -146,7 +146,7 @@ def main() -> int:
                 train_dataset=dataset,
                 processing_class=tok,
                 callbacks=[timer, cb],
-                lr_factor=make_lr_factor(config, [(args.stage, 1, args.steps)]),
+                lr_at=lambda step: run_learning_rate(config, step, [(args.stage, 1, args.steps)]),
                 ref_model_path=str(base) if grpo_args.beta else None,
             )
             cb.trainer = trainer

@@ -1,4 +1,6 @@
-"""Benchmark: ``stages.evaluation.evaluate`` throughput on the tiny model (completions/s).
+"""Benchmark: ``stages.evaluation.heldout.evaluate`` throughput on the tiny model.
+
+Completions per second.
 
     .venv/bin/python benchmarks/bench_eval.py [--n 64] [--max-new-tokens 400] [--repeats 3]
 
@@ -26,27 +28,24 @@ sys.path.insert(0, str(REPO))
 def _model() -> tuple[object, object, str]:
     import torch
 
-    from stages import tiny_model
-
-    cfg = tiny_model.resolve_cfg({})
-    path = tiny_model.shipped_model(cfg)
-    if path is None:
-        try:
-            from stages.driver import default_cache_dir
-
-            cand = Path(default_cache_dir()) / f"tiny-{tiny_model.cfg_key(cfg)}"
-            if (cand / tiny_model.DONE_FILE).is_file():
-                path = cand
-        except ImportError:
-            pass
-    if path is not None:
-        model, tok = tiny_model.load_model_and_tokenizer(path)
-        return model, tok, f"pre-trained tiny base model ({path})"
+    from stages.model_io import load_model_and_tokenizer
+    from stages.stage_inputs import default_cache_dir
+    from stages.tiny import base
+    from stages.tiny.model import build_model, cfg_key, resolve_cfg
     from stages.tiny.tokenizer import build_tokenizer
 
+    cfg = resolve_cfg({})
+    path = base.shipped_model(cfg)
+    if path is None:
+        cand = Path(default_cache_dir()) / f"tiny-{cfg_key(cfg)}"
+        if (cand / base.DONE_FILE).is_file():
+            path = cand
+    if path is not None:
+        model, tok = load_model_and_tokenizer(path)
+        return model, tok, f"pre-trained tiny base model ({path})"
     tok = build_tokenizer(None)
     torch.manual_seed(0)
-    model = tiny_model.build_model(cfg, tok)
+    model = build_model(cfg, tok)
     return model, tok, "random-init tiny model, default shape (no cached base model found)"
 
 
@@ -64,7 +63,7 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     import curriculum
     from curriculum import data as cdata
-    from stages.evaluation import evaluate
+    from stages.evaluation.heldout import evaluate
     from stages.tiny.model import count_parameters
 
     cfg = curriculum.load_config(None, [f"eval.n={args.n}", "eval.people=[3]"])

@@ -140,7 +140,7 @@ def heldout_set(
     (defaults: ``eval.people``, ``eval.n``, ``eval.seed``, the model's cast). A request the
     slice cannot fill raises ConfigError naming the maximum."""
     from kk_puzzles import GenerationError
-    from kk_puzzles.reserved import heldout_puzzles
+    from kk_puzzles.generator import heldout_puzzles
 
     ev = config.eval
     n = ev.n if n is None else n
@@ -232,7 +232,7 @@ def stage_dataset_records(
         if len(pool) < quota and on_note is not None:
             on_note(
                 f"stages.{stage_name}: only {len(pool)} distinct {count}-person puzzles exist "
-                f"at depth {st.depth}, width {st.width} (outside the held-out set); "
+                f"at depth {st.depth}, width {st.width} (outside the reserved evaluation slice); "
                 f"{quota} prompts repeat them"
             )
         out += rows

@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from stages.run_records import StepMetrics
+from curriculum.run_records import StepMetrics
 
 if TYPE_CHECKING:
     from curriculum.config import PromotionConfig

@@ -16,12 +16,14 @@ for step ``s`` is the value used *while computing* step ``s`` (its rollouts and 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from curriculum.config import RunConfig, StageConfig, TrainConfig
+    from curriculum.schema import RunConfig, StageConfig, TrainConfig
 
 __all__ = [
+    "Bounds",
     "decay_start_step",
     "learning_rate_at",
     "run_learning_rate",
@@ -31,6 +33,9 @@ __all__ = [
     "temperature_at",
     "total_steps",
 ]
+
+# (stage name, first global step, last global step) per stage, in order; see stage_bounds.
+Bounds = list[tuple[str, int, int]]
 
 
 def _clamp(step: int, last: int) -> int:
@@ -75,12 +80,46 @@ def learning_rate_at(
     raise ValueError(f"unknown lr schedule {train_cfg.lr_schedule!r} (use constant|linear|cosine)")
 
 
-def stage_bounds(config: RunConfig) -> list[tuple[str, int, int]]:
-    """(name, first_step, last_step) per stage in order; global steps, 1-based, inclusive."""
-    out, first = [], 1
-    for name, stage in config.stages.items():
-        out.append((name, first, first + stage.steps - 1))
-        first += stage.steps
+def stage_bounds(
+    plan: RunConfig | Sequence[tuple[str, int]],
+    starts: Mapping[str, int] | None = None,
+    ends: Mapping[str, int] | None = None,
+    skipped: Collection[str] = (),
+) -> Bounds:
+    """(name, first_step, last_step) per stage in order; global steps, 1-based, inclusive.
+
+    ``plan`` is the run configuration, or (name, planned steps) pairs. With nothing else, the
+    planned bounds. A run passes what has happened so far: ``starts[name]`` and ``ends[name]``,
+    the first and last global step of the stages that started and ended (an early promotion
+    ends a stage before its planned last step); every other stage keeps its planned length and
+    follows the one before it. ``skipped`` stages that never started take no steps (a run of
+    later stages only): their bounds are ``(next, next - 1)``.
+
+    >>> from curriculum.config import load_config
+    >>> cfg = load_config(None, ["stages.warmup.steps=10", "stages.explore.steps=20",
+    ...                          "stages.anneal.steps=5"], check_paths=False)
+    >>> stage_bounds(cfg)
+    [('warmup', 1, 10), ('explore', 11, 30), ('anneal', 31, 35)]
+    >>> stage_bounds(cfg, starts={"warmup": 1}, ends={"warmup": 4})  # promoted at step 4
+    [('warmup', 1, 4), ('explore', 5, 24), ('anneal', 25, 29)]
+    >>> stage_bounds(cfg, skipped=["warmup"])  # `--stage explore,anneal` in a new directory
+    [('warmup', 1, 0), ('explore', 1, 20), ('anneal', 21, 25)]
+    """
+    planned = (
+        [(name, int(stage.steps)) for name, stage in plan.stages.items()]
+        if hasattr(plan, "stages")
+        else [(name, int(steps)) for name, steps in plan]
+    )
+    starts, ends = starts or {}, ends or {}
+    out, next_step = [], 1
+    for name, steps in planned:
+        if name in skipped and name not in starts and name not in ends:
+            out.append((name, next_step, next_step - 1))
+            continue
+        first = int(starts.get(name, next_step))
+        last = int(ends.get(name, first + steps - 1))
+        out.append((name, first, last))
+        next_step = last + 1
     return out
 
 
@@ -89,9 +128,10 @@ def total_steps(config: RunConfig) -> int:
     return sum(stage.steps for stage in config.stages.values())
 
 
-def stage_at(config: RunConfig, global_step: int) -> tuple[str, int]:
-    """(stage name, stage step) of a planned global step; past the end = the last stage."""
-    bounds = stage_bounds(config)
+def stage_at(config: RunConfig, global_step: int, bounds: Bounds | None = None) -> tuple[str, int]:
+    """(stage name, stage step) of a global step (``bounds``: the run's, default as planned);
+    past the end = the last stage."""
+    bounds = stage_bounds(config) if bounds is None else bounds
     for name, first, last in bounds:
         if global_step <= last:
             return name, max(global_step - first + 1, 1)
@@ -99,23 +139,30 @@ def stage_at(config: RunConfig, global_step: int) -> tuple[str, int]:
     return name, global_step - first + 1
 
 
-def decay_start_step(config: RunConfig) -> int:
+def decay_start_step(config: RunConfig, bounds: Bounds | None = None) -> int:
     """The last global step before the LR decay (train.lr_decay_from; 0 = decay after warm-up)."""
     name = config.train.lr_decay_from
     if name is None:
         return 0
-    for stage, first, _ in stage_bounds(config):
+    for stage, first, _ in stage_bounds(config) if bounds is None else bounds:
         if stage == name:
             return first - 1
     raise ValueError(f"train.lr_decay_from names unknown stage {name!r}")
 
 
-def run_learning_rate(config: RunConfig, global_step: int) -> float:
-    """The LR the run uses at ``global_step``: the run curve times the stage's learning_rate_scale."""
+def run_learning_rate(config: RunConfig, global_step: int, bounds: Bounds | None = None) -> float:
+    """The LR the run uses at ``global_step``: the run curve times the stage's learning_rate_scale.
+
+    ``bounds`` are the run's stage bounds (``stage_bounds`` with what has happened so far;
+    default as planned): an early promotion moves later stages earlier, so the decay starts
+    and ends earlier too.
+    """
+    bounds = stage_bounds(config) if bounds is None else bounds
+    total = max((last for _, _, last in bounds), default=1)
     curve = learning_rate_at(
-        config.train, global_step, total_steps(config), decay_start=decay_start_step(config)
+        config.train, global_step, total, decay_start=decay_start_step(config, bounds)
     )
-    name, _ = stage_at(config, global_step)
+    name, _ = stage_at(config, global_step, bounds)
     return curve * config.stages[name].learning_rate_scale
 
 

@@ -1,7 +1,9 @@
 """Curriculum state: where a run is, persisted atomically to ``<run_dir>/state.json``.
 
 The driver saves it after every stage change and every checkpoint; ``--resume`` loads it.
-A reader (``kk-train watch``) sees the old or the new file, never half of one.
+A reader (``kk-train watch``) sees the old or the new file, never half of one. Stage bounds
+come from ``curriculum.schedules.stage_bounds`` over the stages' recorded first and last
+steps, so an early promotion moves every later stage (which keeps its planned length).
 
 >>> import tempfile
 >>> from curriculum.config import load_config
@@ -27,10 +29,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stages.run_records import STATE_FILE, atomic_write_text
+from curriculum.run_records import STATE_FILE, atomic_write_text
+from curriculum.schedules import stage_bounds
 
 if TYPE_CHECKING:
-    from curriculum.config import RunConfig
+    from curriculum.schema import RunConfig
 
 __all__ = ["STATE_VERSION", "CurriculumState", "StateError"]
 
@@ -55,12 +58,12 @@ class CurriculumState:
     completed_stages: list[str] = field(default_factory=list)
     updated_at: float = 0.0
     version: int = STATE_VERSION
+    stage_starts: dict[str, int] = field(default_factory=dict)  # first global step, once started
+    stage_ends: dict[str, int] = field(default_factory=dict)  # last global step, once ended
 
     @classmethod
     def fresh(cls, config: RunConfig) -> CurriculumState:
         """The state before step 1: first stage, planned bounds."""
-        from curriculum.schedules import stage_bounds
-
         bounds = [[name, first, last] for name, first, last in stage_bounds(config)]
         return cls(stage=bounds[0][0] if bounds else None, stage_bounds=bounds)
 
@@ -81,9 +84,24 @@ class CurriculumState:
 
     # -- transitions -----------------------------------------------------------------
 
+    def start_stage(self, name: str, from_step: int) -> None:
+        """``name`` runs from a checkpoint at global step ``from_step``: it starts at the next
+        step, unless it had started at or before ``from_step`` (a resume inside the stage)."""
+        started = self.stage_starts.get(name)
+        if started is None or from_step < started:
+            self.stage_starts[name] = from_step + 1
+        self.stage = name
+
     def complete_stage(self, name: str, global_step: int) -> None:
         """Mark ``name`` finished at ``global_step`` and move to the next stage."""
         self.global_step = max(self.global_step, global_step)
+        self.stage_ends[name] = global_step
+        # The bounds held so far carry the planned lengths of the stages still to come.
+        planned = [(n, int(last) - int(first) + 1) for n, first, last in self.stage_bounds]
+        self.stage_bounds = [
+            [n, first, last]
+            for n, first, last in stage_bounds(planned, self.stage_starts, self.stage_ends)
+        ]
         if name not in self.completed_stages:
             self.completed_stages.append(name)
         names = self.stage_names()
@@ -92,16 +110,6 @@ class CurriculumState:
 
     def promote(self, name: str, global_step: int, reason: str) -> None:
         """End ``name`` early at ``global_step``; later stages start right after it."""
-        first, _ = self.bounds_of(name)
-        shift_from = self.stage_names().index(name)
-        next_first = global_step + 1
-        for b in self.stage_bounds[shift_from:]:
-            if b[0] == name:
-                b[1], b[2] = first, global_step
-            else:
-                length = int(b[2]) - int(b[1]) + 1
-                b[1], b[2] = next_first, next_first + length - 1
-                next_first += length
         self.promotions.append(
             {"stage": name, "global_step": global_step, "reason": reason, "time": time.time()}
         )

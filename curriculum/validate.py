@@ -5,7 +5,7 @@
 >>> validate(cfg, world_size=5, check_paths=False)
 Traceback (most recent call last):
 ...
-curriculum.config.ConfigError: stages.warmup: generation batch prompts_per_step * num_generations = 3 * 8 = 24 is not divisible by world_size * steps_per_generation = 5 * 1 = 5; make prompts_per_step * num_generations a multiple of 5
+curriculum.schema.ConfigError: stages.warmup: generation batch prompts_per_step * num_generations = 3 * 8 = 24 is not divisible by world_size * steps_per_generation = 5 * 1 = 5; make prompts_per_step * num_generations a multiple of 5
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from curriculum.config import ConfigError, RunConfig, StageConfig, TrainConfig
+from curriculum.schema import ConfigError, RunConfig, StageConfig, TrainConfig
 
 __all__ = [
     "LOSS_TYPES",
@@ -177,7 +177,7 @@ def _check_people(people: Mapping[int, float], key: str) -> None:
         )
 
 
-def _check_rewards(specs: list[dict[str, Any]], key: str, available: list[str] | None) -> None:
+def _check_rewards(specs: list[dict[str, Any]], key: str, available: list[str]) -> None:
     _need(len(specs) > 0, f"{key} is empty; list at least one reward, e.g. - name: logic_rl")
     for i, spec in enumerate(specs):
         name = spec.get("name")
@@ -190,19 +190,16 @@ def _check_rewards(specs: list[dict[str, Any]], key: str, available: list[str] |
             isinstance(weight, int | float) and not isinstance(weight, bool),
             f"{key}[{i}] ({name}) has weight {weight!r}; use a number",
         )
-        if available is not None:
-            _need(
-                name in available,
-                f"{key}[{i}] names unknown reward {name!r}; available: {', '.join(available)}",
-            )
+        _need(
+            name in available,
+            f"{key}[{i}] names unknown reward {name!r}; available: {', '.join(available)}",
+        )
 
 
-def _available_rewards() -> list[str] | None:
-    # Lazy: the rewards package may be absent or half-built; then the driver catches it.
-    try:
-        from rewards.registry import available
-    except ImportError:
-        return None
+def _available_rewards() -> list[str]:
+    # Imported here: `import curriculum` (run records for the dashboard) skips rewards (~50 ms).
+    from rewards.registry import available
+
     return sorted(available())
 
 

@@ -18,8 +18,9 @@ import textwrap
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+from .cli_errors import CliError, OneLineParser, run_cli
 from .generator import CASTS, MIN_PEOPLE, GenerationError, check_knobs, generate, split
 from .render import ROLE_PAIRS, role_words
 from .solver import MAX_PEOPLE
@@ -33,13 +34,8 @@ PERTURB_GROUPS = {
 PROG = "kk-gen"
 
 
-class UsageError(Exception):
+class UsageError(CliError):
     """Bad command-line input: printed as one line, exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line, not usage + message
-        raise UsageError(message)
 
 
 def parse_people(spec: str) -> int | list[int] | dict[int, float]:
@@ -225,8 +221,8 @@ def _balance(records: Sequence[dict[str, Any]]) -> str:
     return f"{100 * knights / total:.1f}% knights / {100 * (total - knights) / total:.1f}% knaves"
 
 
-def _gen_parser() -> _Parser:
-    p = _Parser(
+def _gen_parser() -> OneLineParser:
+    p = OneLineParser(
         prog=PROG,
         description="Generate Knights-and-Knaves puzzles with exactly one solution each. "
         "Sub-commands: 'kk-gen show FILE [--index i]', 'kk-gen import FILE', 'kk-gen slice'.",
@@ -357,7 +353,7 @@ def _wrap(text: str, indent: str = "") -> str:
 
 
 def cmd_show(argv: Sequence[str]) -> int:
-    p = _Parser(prog=f"{PROG} show", description="Print one puzzle, its solution and trace.")
+    p = OneLineParser(prog=f"{PROG} show", description="Print one puzzle, its solution and trace.")
     p.add_argument("file")
     p.add_argument("--index", type=int, default=0, help="record number, from 0 (default 0)")
     p.add_argument("--no-trace", action="store_true", help="leave out the reasoning trace")
@@ -404,7 +400,7 @@ def cmd_show(argv: Sequence[str]) -> int:
 
 
 def cmd_import(argv: Sequence[str]) -> int:
-    p = _Parser(
+    p = OneLineParser(
         prog=f"{PROG} import",
         description="Read mem-kk-logic / Logic-RL JSONL or parquet, re-solve every record, "
         "and write the accepted ones in kk-rl's format.",
@@ -445,9 +441,10 @@ def cmd_import(argv: Sequence[str]) -> int:
 
 def cmd_slice(argv: Sequence[str]) -> int:
     """``kk-gen slice``: the size of the reserved evaluation slice per person count."""
-    from .reserved import RESERVED_PER_MILLE, slice_size
+    from .generator import slice_size
+    from .reserved import RESERVED_PER_MILLE
 
-    p = _Parser(prog=f"{PROG} slice", description="Size of the reserved evaluation slice.")
+    p = OneLineParser(prog=f"{PROG} slice", description="Size of the reserved evaluation slice.")
     p.add_argument("--people", default="2-6", help="person counts (default 2-6)")
     p.add_argument("--depth", type=int, default=2)
     p.add_argument("--width", type=int, default=2)
@@ -475,21 +472,17 @@ def cmd_slice(argv: Sequence[str]) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def _dispatch(argv: list[str]) -> int:
     commands = {"show": cmd_show, "import": cmd_import, "slice": cmd_slice}
-    try:
-        if argv and argv[0] in commands:
-            return commands[argv[0]](argv[1:])
-        return cmd_generate(argv)
-    except UsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; nothing written", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return 0
+    if argv and argv[0] in commands:
+        return commands[argv[0]](argv[1:])
+    return cmd_generate(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(
+        PROG, _dispatch, argv, interrupted="interrupted; nothing written", quiet_broken_pipe=True
+    )
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .io import json_or_value
+
 __all__ = [
     "OPERATOR_WORDS",
     "TRACE_WORDS",
@@ -77,20 +79,12 @@ def parse_statement_field(statements: Any) -> tuple:
 
 
 def _roles(record: Mapping[str, Any]) -> tuple[str, str]:
-    kk = record.get("knight_knave") or {}
-    if isinstance(kk, str):
-        import json
-
-        kk = json.loads(kk)
+    kk = json_or_value(record.get("knight_knave") or {}, strict=True)
     return str(kk.get("knight", "knight")), str(kk.get("knave", "knave"))
 
 
 def _names(record: Mapping[str, Any]) -> list[str]:
-    names = record["names"]
-    if isinstance(names, str):
-        import json
-
-        names = json.loads(names)
+    names = json_or_value(record["names"], strict=True)
     return [str(n) for n in names]
 
 

@@ -20,7 +20,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
-from .grammar import Statement, canonical
+from .grammar import Statement, canonical, parse_statements
 from .render import (
     NAMES,
     ROLE_PAIRS,
@@ -31,7 +31,7 @@ from .render import (
     solution_text,
     solution_text_format,
 )
-from .reserved import check_mode, is_reserved_id
+from .reserved import RESERVED_PER_MILLE, check_mode, is_reserved_id, key_bucket, structure_key
 from .solver import MAX_PEOPLE, combine_masks, knight_masks
 from .trace import Claim, claim_for, render_trace, trace_steps
 
@@ -585,3 +585,53 @@ def split(
         cast=kwargs.get("cast", "random"),
     )
     return train, test
+
+
+def heldout_puzzles(
+    people: int, n: int, *, allow_fewer: bool = False, **kwargs: Any
+) -> list[dict[str, Any]]:
+    """``n`` held-out puzzles of ``people`` people, all from the reserved slice.
+
+    ``kwargs`` go to ``kk_puzzles.generate`` (seed, depth, width, role_words, cast). When the
+    slice holds fewer than ``n`` such puzzles, GenerationError names the maximum, or with
+    ``allow_fewer`` all of them are returned (a seeded stream: ``generate(c, m)`` is a
+    prefix of ``generate(c, m + k)``).
+
+    >>> from kk_puzzles import parse_statements
+    >>> from kk_puzzles.reserved import is_reserved
+    >>> recs = heldout_puzzles(3, 5, seed=1)
+    >>> len(recs), all(is_reserved(parse_statements(r["statements"])) for r in recs)
+    (5, True)
+    """
+    try:
+        return generate(people, n, reserved="only", **kwargs)
+    except GenerationError as err:
+        made = getattr(err, "made", None)
+        if not allow_fewer or not made:
+            raise
+        return generate(people, made, reserved="only", **kwargs)
+
+
+def slice_size(people: int, samples: int = 4000, **kwargs: Any) -> dict[str, Any]:
+    """How much of the ``people``-person puzzle space the slice reserves.
+
+    Draws up to ``samples`` distinct puzzles (every one when the space is smaller: then the
+    counts are exact) and counts the reserved ones and the distinct structures.
+    """
+    try:
+        recs = generate(people, samples, **kwargs)
+        exact = False
+    except GenerationError as err:
+        made = getattr(err, "made", 0)
+        recs = generate(people, made, **kwargs) if made else []
+        exact = True
+    keys = [structure_key(parse_statements(r["statements"])) for r in recs]
+    reserved = sum(key_bucket(k) < RESERVED_PER_MILLE for k in keys)
+    return {
+        "people": people,
+        "puzzles": len(recs),
+        "structures": len(set(keys)),
+        "reserved": reserved,
+        "share": reserved / len(recs) if recs else 0.0,
+        "exact": exact,
+    }

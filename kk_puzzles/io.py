@@ -283,7 +283,25 @@ class ImportResult:
         )
 
 
-def _maybe_json(value: Any) -> Any:
+def json_or_value(value: Any, *, strict: bool = False) -> Any:
+    """A record field that may be JSON text, decoded; any other value as it is.
+
+    Datasets store lists and dicts (``names``, ``solution``, ``knight_knave``,
+    ``reward_model``) as JSON strings, since Arrow cannot hold per-row dicts well, while
+    JSONL and Python records hold the values themselves. By default only a ``str`` that
+    starts with ``[`` or ``{`` is decoded, and one that does not parse comes back unchanged;
+    ``strict=True`` decodes every ``str`` or ``bytes`` and raises ``ValueError`` when it is
+    not JSON.
+
+    >>> json_or_value('["Ann", "Bob"]'), json_or_value([True]), json_or_value("{oops")
+    (['Ann', 'Bob'], [True], '{oops')
+    >>> json_or_value("true", strict=True)
+    True
+    """
+    if strict:
+        if isinstance(value, (str, bytes)):
+            return json.loads(value)
+        return value
     if isinstance(value, str) and value[:1] in "[{":
         try:
             return json.loads(value)
@@ -296,7 +314,7 @@ def normalize_record(row: Mapping[str, Any]) -> dict[str, Any]:
     """Re-solve one external record and return it in our format; ValueError says why not."""
     stmts_text = row.get("statements")
     if stmts_text is None:
-        gt = _maybe_json(row.get("reward_model") or {})
+        gt = json_or_value(row.get("reward_model") or {})
         if isinstance(gt, Mapping):
             stmts_text = (gt.get("ground_truth") or {}).get("statements")
     if not isinstance(stmts_text, str):
@@ -308,12 +326,12 @@ def normalize_record(row: Mapping[str, Any]) -> dict[str, Any]:
     n = len(stmts)
     if not 2 <= n <= MAX_PEOPLE:
         raise ValueError(f"{n} people (supported: 2..{MAX_PEOPLE})")
-    names = _maybe_json(row.get("names"))
+    names = json_or_value(row.get("names"))
     if not isinstance(names, list) or len(names) != n or not all(isinstance(x, str) for x in names):
         raise ValueError(f"'names' must be a list of {n} strings")
     if len(set(names)) != n:
         raise ValueError("repeated names")
-    roles = _maybe_json(row.get("knight_knave"))
+    roles = json_or_value(row.get("knight_knave"))
     if roles is None:
         roles = role_words()
     if not isinstance(roles, Mapping) or any(not isinstance(roles.get(k), str) for k in ROLE_KEYS):
@@ -322,7 +340,7 @@ def normalize_record(row: Mapping[str, Any]) -> dict[str, Any]:
     sols = mask_to_solutions(consistent_mask(stmts, n), n)
     if len(sols) != 1:
         raise ValueError(f"statements have {len(sols)} solutions, expected exactly 1")
-    stated = _maybe_json(row.get("solution"))
+    stated = json_or_value(row.get("solution"))
     if not isinstance(stated, list) or len(stated) != n:
         raise ValueError(f"'solution' must be a list of {n} booleans")
     if [bool(x) for x in stated] != list(sols[0]):

@@ -13,7 +13,7 @@ evaluation.
 Who honours it: the tiny model's pre-training stream, every RL stage's data and
 ``kk-gen --split``'s train side draw with ``reserved="exclude"``; held-out sets (the run's
 evaluation, kk-eval's default set for any seed, ``kk-gen --split``'s test side) come from
-:func:`heldout_puzzles` (``reserved="only"``). ``kk-gen slice`` prints its size per person
+``kk_puzzles.generator.heldout_puzzles`` (``reserved="only"``). ``kk-gen slice`` prints its size per person
 count.
 
 >>> a = (('and', ('telling-truth', 1), ('lying', 2)), ('lying', 0), ('telling-truth', 0))
@@ -32,7 +32,6 @@ except ImportError:  # pragma: no cover - other Python builds
     from hashlib import blake2b
 import itertools
 from collections.abc import Sequence
-from typing import Any
 
 from .grammar import LEAF_OPS, Statement
 
@@ -149,57 +148,3 @@ def check_mode(mode: str) -> str:
     if mode not in RESERVED_MODES:
         raise ValueError(f"reserved must be one of {', '.join(RESERVED_MODES)}, got {mode!r}")
     return mode
-
-
-def heldout_puzzles(
-    people: int, n: int, *, allow_fewer: bool = False, **kwargs: Any
-) -> list[dict[str, Any]]:
-    """``n`` held-out puzzles of ``people`` people, all from the reserved slice.
-
-    ``kwargs`` go to ``kk_puzzles.generate`` (seed, depth, width, role_words, cast). When the
-    slice holds fewer than ``n`` such puzzles, GenerationError names the maximum, or with
-    ``allow_fewer`` all of them are returned (a seeded stream: ``generate(c, m)`` is a
-    prefix of ``generate(c, m + k)``).
-
-    >>> from kk_puzzles import parse_statements
-    >>> recs = heldout_puzzles(3, 5, seed=1)
-    >>> len(recs), all(is_reserved(parse_statements(r["statements"])) for r in recs)
-    (5, True)
-    """
-    from .generator import GenerationError, generate
-
-    try:
-        return generate(people, n, reserved="only", **kwargs)
-    except GenerationError as err:
-        made = getattr(err, "made", None)
-        if not allow_fewer or not made:
-            raise
-        return generate(people, made, reserved="only", **kwargs)
-
-
-def slice_size(people: int, samples: int = 4000, **kwargs: Any) -> dict[str, Any]:
-    """How much of the ``people``-person puzzle space the slice reserves.
-
-    Draws up to ``samples`` distinct puzzles (every one when the space is smaller: then the
-    counts are exact) and counts the reserved ones and the distinct structures.
-    """
-    from .generator import GenerationError, generate
-    from .grammar import parse_statements
-
-    try:
-        recs = generate(people, samples, **kwargs)
-        exact = False
-    except GenerationError as err:
-        made = getattr(err, "made", 0)
-        recs = generate(people, made, **kwargs) if made else []
-        exact = True
-    keys = [structure_key(parse_statements(r["statements"])) for r in recs]
-    reserved = sum(key_bucket(k) < RESERVED_PER_MILLE for k in keys)
-    return {
-        "people": people,
-        "puzzles": len(recs),
-        "structures": len(set(keys)),
-        "reserved": reserved,
-        "share": reserved / len(recs) if recs else 0.0,
-        "exact": exact,
-    }

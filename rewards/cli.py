@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from kk_puzzles.cli_errors import CliError, run_cli
 from rewards.parsing import completion_text
 from rewards.puzzle import answer_key
 from rewards.scoring import SCHEMES, Score, score, summarize
@@ -24,7 +25,7 @@ from rewards.scoring import SCHEMES, Score, score, summarize
 __all__ = ["main"]
 
 
-class InputError(Exception):
+class InputError(CliError):
     """A one-line problem with the input file."""
 
 
@@ -172,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
         size = args.file.stat().st_size
@@ -188,27 +189,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             bar = stack.enter_context(Progress(console=Console(stderr=True), transient=True))
             task = bar.add_task(f"scoring {args.file.name}", total=size)
             progress = lambda done: bar.update(task, completed=done)  # noqa: E731
-        try:
-            rows, scores = score_file(
-                args.file,
-                scheme=args.scheme,
-                prefilled_think=args.prefilled_think,
-                field=args.completion_field,
-                progress=progress,
-            )
-        except InputError as exc:
-            stack.close()
-            print(f"kk-score: error: {exc}", file=sys.stderr)
-            return 2
+        rows, scores = score_file(
+            args.file,
+            scheme=args.scheme,
+            prefilled_think=args.prefilled_think,
+            field=args.completion_field,
+            progress=progress,
+        )
     if args.out is not None:
         body = "".join(json.dumps(row) + "\n" for row in rows)
         try:
             _atomic_write(args.out, body)
         except OSError as exc:
-            print(
-                f"kk-score: error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr
-            )
-            return 2
+            raise InputError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     if args.json:
         print(json.dumps({"records": len(scores), **summarize(scores)}, indent=2))
     else:
@@ -218,6 +211,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.out is not None:
             print(f"per-record scores: {args.out}")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli("kk-score", _run, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

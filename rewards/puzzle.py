@@ -9,12 +9,13 @@ raises one `ValueError` that names the field; completions are never checked here
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+
+from kk_puzzles.io import json_or_value
 
 __all__ = ["AnswerKey", "answer_key"]
 
@@ -44,17 +45,15 @@ class AnswerKey:
         return len(self.names)
 
 
-def _maybe_json(value: Any, field: str) -> Any:
-    if isinstance(value, (str, bytes)) and field != "solution_text_format":
-        try:
-            return json.loads(value)
-        except (ValueError, TypeError):
-            raise ValueError(f"puzzle field {field!r} is a string but not valid JSON") from None
-    return value
+def _decoded(value: Any, field: str) -> Any:
+    try:
+        return json_or_value(value, strict=True)
+    except ValueError:
+        raise ValueError(f"puzzle field {field!r} is a string but not valid JSON") from None
 
 
 def _as_list(value: Any, field: str) -> list:
-    value = _maybe_json(value, field)
+    value = _decoded(value, field)
     if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
         raise ValueError(f"puzzle field {field!r} must be a list, got {type(value).__name__}")
     return list(value)
@@ -72,7 +71,7 @@ def _as_bool(value: Any) -> bool:
 def _role_words(kk: Any) -> tuple[str, str]:
     if kk is None:
         return _DEFAULT_ROLES
-    kk = _maybe_json(kk, "knight_knave")
+    kk = _decoded(kk, "knight_knave")
     if not isinstance(kk, Mapping):
         raise ValueError(f"puzzle field 'knight_knave' must be a dict, got {type(kk).__name__}")
     truthful, liar = kk.get("knight"), kk.get("knave")

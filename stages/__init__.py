@@ -1,4 +1,9 @@
-"""GRPO training stages on TRL: the driver, the embedded tiny model, callbacks, dashboard, kk-train.
+"""The GRPO training run on TRL (``kk-train``): the stage driver and what it delegates to.
+
+Subpackages: ``stages.tiny`` (the embedded tiny model), ``stages.dashboard`` (the live
+dashboard, alerts and ``kk-train watch``), ``stages.evaluation`` (held-out evaluation and the
+run report), ``stages.scaleout`` (multi-process launch helpers and vLLM). The layout and
+where each concept lives: ``docs/architecture.md``.
 
 Importing this package is cheap: heavy libraries (torch, transformers, trl) are imported by
 the modules that need them, so `kk-train watch` and `analysis` start fast.

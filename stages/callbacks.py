@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import shutil
@@ -26,19 +25,12 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from stages import run_records as rr
+from curriculum import run_records as rr
+from curriculum.promotion import should_promote
+from kk_puzzles.io import json_or_value
 from stages.temperature import set_temperature
 
 PUZZLE_COLUMNS = ("names", "solution", "knight_knave", "solution_text_format")
-
-
-def _loads(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in "[{":
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
 
 
 def prompt_text(prompt: Any) -> str:
@@ -169,7 +161,7 @@ def batch_statistics(batch: Batch, prefilled_think: bool) -> dict[str, Any]:
     patterns: Counter[str] = Counter()
     truths: list[str] = []
     for text, puzzle in zip(batch.completions, batch.puzzles, strict=True):
-        solution = tuple(bool(x) for x in _loads(puzzle.get("solution", [])))
+        solution = tuple(bool(x) for x in json_or_value(puzzle.get("solution", [])))
         truths.append(pattern_of(solution))
         parsed = rewards.parse_answer(text, puzzle, lenient=True, prefilled_think=prefilled_think)
         if parsed is None:
@@ -232,7 +224,7 @@ class KKRunCallback(TrainerCallback):
         self.trainer: Any = None  # set by the driver once the trainer exists
         self._t0: float | None = None
         self._step_seconds = math.nan
-        self._temperature = float(stage_cfg.temperature.start)
+        self._temperature = math.nan  # set before each step (on_step_begin)
         self.promoted: str | None = None
         # This stage's steps recorded before a resume count toward the promotion window.
         self.history: list[rr.StepMetrics] = [m for m in ctx.history if m.stage == stage_name]
@@ -241,16 +233,12 @@ class KKRunCallback(TrainerCallback):
     def stage_step(self, global_step: int) -> int:
         return global_step - self.first_step + 1
 
-    def temperature_for(self, global_step: int) -> float:
-        from curriculum.schedules import temperature_at
-
-        steps = self.last_step - self.first_step + 1
-        return float(temperature_at(self.stage_cfg, self.stage_step(global_step), steps))
-
     # -- TrainerCallback -------------------------------------------------------------------
     def on_step_begin(self, args, state, control, **kwargs):
         step = state.global_step + 1  # the step about to run
-        self._temperature = self.temperature_for(step)
+        # The schedule the trainer's own arguments hold (kk_temperature_*, also saved in
+        # every checkpoint's training_args.bin).
+        self._temperature = args.stage_temperature(self.stage_step(step))
         if self.trainer is not None:
             set_temperature(self.trainer, self._temperature)
         self._t0 = time.perf_counter()
@@ -393,10 +381,6 @@ class KKRunCallback(TrainerCallback):
     def _promotion(self, control: Any, step: int) -> None:
         promo = getattr(self.stage_cfg, "promotion", None)
         if promo is None or step >= self.last_step:
-            return
-        try:
-            from curriculum.promotion import should_promote
-        except ImportError:
             return
         reason = should_promote(promo, self.history)
         if reason:

@@ -18,8 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
+from kk_puzzles.cli_errors import EXIT_INTERRUPTED, fail, run_cli
+from stages.scaleout.launch import is_main_process
+
+PROG = "kk-train"
 
 USAGE_EXAMPLES = """examples:
   kk-train --stage all
@@ -68,12 +70,6 @@ def _parser() -> argparse.ArgumentParser:
         help="config overrides (OmegaConf dotlist), e.g. train.learning_rate=4e-7",
     )
     return p
-
-
-def _err(message: str) -> int:
-    first = str(message).strip().splitlines()[0] if str(message).strip() else "error"
-    print(f"kk-train: error: {first}", file=sys.stderr, flush=True)
-    return EXIT_USER_ERROR
 
 
 def _default_run_dir(config: Any) -> Path:
@@ -193,26 +189,15 @@ def _setup_wandb(config: Any) -> None:
     os.environ.setdefault("WANDB_PROJECT", "kk-rl")
 
 
-def _is_main() -> bool:
-    try:
-        return int(os.environ.get("RANK", "0")) == 0
-    except ValueError:
-        return True
-
-
 def _make_dashboard(run_dir: Path, config: Any, no_dashboard: bool) -> Any:
-    if not _is_main():
+    if not is_main_process():
         return None  # one dashboard per run: the main process's
-    try:
-        from stages.dashboard import StageDashboard
-    except ImportError:
-        return None
-    thresholds = None
-    try:
-        from stages.alerts import AlertThresholds
+    from stages.dashboard import StageDashboard
+    from stages.dashboard.alerts import AlertThresholds
 
+    try:
         thresholds = AlertThresholds.from_config(config)
-    except (ImportError, ValueError):
+    except ValueError:
         thresholds = None
     live = False if no_dashboard else None
     return StageDashboard(run_dir, live=live, thresholds=thresholds)
@@ -225,17 +210,17 @@ def train_main(argv: Sequence[str]) -> int:
     try:
         config, run_dir, stages = resolve_config(args)
     except ConfigError as err:
-        return _err(str(err))
+        return fail(PROG, str(err))
     if args.dry_run:
         print(dry_run_table(config, stages))
         return 0
     problem = check_run_dir(run_dir, resume=args.resume, stages=stages, config=config)
     if problem:
-        return _err(problem)
+        return fail(PROG, problem)
     try:
         _setup_wandb(config)
     except ConfigError as err:
-        return _err(str(err))
+        return fail(PROG, str(err))
 
     from stages.driver import RunInterrupted, RunSetupError, quiet_libraries, run_training
 
@@ -252,9 +237,9 @@ def train_main(argv: Sequence[str]) -> int:
             world_size=_world_size(),
         )
     except (ConfigError, RunSetupError) as err:
-        return _err(str(err))
+        return fail(PROG, str(err))
     except FileNotFoundError as err:
-        return _err(f"file not found: {err}")
+        return fail(PROG, f"file not found: {err}")
     except (RunInterrupted, KeyboardInterrupt) as err:
         msg = str(err) or "interrupted"
         print(
@@ -268,20 +253,21 @@ def train_main(argv: Sequence[str]) -> int:
                 dashboard.close()
             except Exception:  # closing the screen must not hide the real outcome
                 pass
-    if _is_main():
+    if is_main_process():
         print(f"run finished: {run_dir} (report: {run_dir / 'report.md'})")
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def _dispatch(argv: list[str]) -> int:
     if argv and argv[0] == "watch":
-        try:
-            from stages.dashboard import watch_main
-        except ImportError:
-            return _err("kk-train watch needs stages.dashboard, which is not installed")
+        from stages.dashboard import watch_main
+
         return int(watch_main(argv[1:]) or 0)
     return train_main(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(PROG, _dispatch, argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,17 +3,21 @@
 ``build_grpo_config(config, stage_name, output_dir=...)`` turns the YAML's ``train`` section
 (shared by all stages) and one ``stages.<name>`` entry into a ``KKGRPOConfig``: TRL's
 ``GRPOConfig`` plus the curriculum fields TRL has no place for (``kk_*``: the stage, its
-global step range, the temperature schedule, the run's LR curve). Every key of ``train`` is
-consumed: either passed to the TRL field of the same name, or kept in a ``kk_`` field that the
-driver reads (``lr_schedule``, ``lr_floor``, ``lr_decay_from``, ``warmup_steps``,
-``max_prompt_length``; TRL 1.16 has no ``max_prompt_length``, so the driver filters prompts).
+global step range, the temperature schedule, the run's LR curve), saved with every
+checkpoint in ``training_args.bin``. Every key of ``train`` is consumed: passed to the TRL
+field of the same name, or recorded in a ``kk_`` field (``lr_schedule``, ``lr_floor``,
+``lr_decay_from``, ``warmup_steps``: the LR curve itself comes from
+``curriculum.schedules.run_learning_rate``; ``max_prompt_length``: TRL 1.16 has none, so the
+driver filters prompts by ``kk_max_prompt_length``). The callback anneals the temperature by
+``KKGRPOConfig.stage_temperature`` (the ``kk_temperature_*`` fields) and checkpoints every
+``kk_checkpoint_every`` steps.
 
 Three deliberate differences from TRL defaults, so a stage is one step per global step:
 
 * ``max_steps`` is the stage's **last global step** (a stage resumes from the previous
   stage's checkpoint, whose trainer state holds the global step); ``kk_first_step`` is the
   first.
-* ``lr_scheduler_type`` is ``constant`` and ``warmup_steps`` 0: ``stages.driver.KKGRPOTrainer``
+* ``lr_scheduler_type`` is ``constant`` and ``warmup_steps`` 0: ``stages.trainer.KKGRPOTrainer``
   replaces the scheduler with a ``LambdaLR`` over the global step that follows
   ``curriculum.schedules`` (warm-up, decay to the floor, per-stage scale) across stages.
 * ``save_strategy`` is ``no`` and ``ignore_data_skip`` true: the driver's callback asks for
@@ -30,15 +34,11 @@ from typing import Any
 
 from trl import GRPOConfig
 
-__all__ = ["KKGRPOConfig", "build_grpo_config", "stage_plan"]
+from curriculum.config import ConfigError, StageConfig, TemperatureConfig
+from curriculum.schedules import stage_bounds, temperature_at
+from curriculum.validate import batch_plan
 
-
-def _config_error(message: str) -> Exception:
-    try:
-        from curriculum import ConfigError  # type: ignore[attr-defined]
-    except ImportError:  # pragma: no cover - older curriculum layout
-        from curriculum.config import ConfigError
-    return ConfigError(message)
+__all__ = ["KKGRPOConfig", "build_grpo_config"]
 
 
 @dataclass
@@ -66,21 +66,13 @@ class KKGRPOConfig(GRPOConfig):
     kk_keep_checkpoints: int = field(default=2, metadata={"help": "step-<N> checkpoints kept."})
     kk_samples_per_step: int = field(default=1, metadata={"help": "Completions logged per step."})
 
-
-def _batch_plan(config: Any, stage_name: str, world_size: int) -> Any:
-    """curriculum.validate.batch_plan: per-device batch and steps_per_generation of a stage."""
-    from curriculum.validate import batch_plan
-
-    return batch_plan(config, stage_name, world_size=world_size)
-
-
-def stage_plan(config: Any) -> list[tuple[str, int, int]]:
-    """(name, first global step, last global step) per stage, as planned."""
-    out, first = [], 1
-    for name, stage in config.stages.items():
-        out.append((name, first, first + int(stage.steps) - 1))
-        first += int(stage.steps)
-    return out
+    def stage_temperature(self, stage_step: int) -> float:
+        """The sampling temperature scheduled for ``stage_step`` (1-based) of this stage."""
+        schedule = TemperatureConfig(
+            self.kk_temperature_start, self.kk_temperature_end, self.kk_temperature_schedule
+        )
+        steps = self.kk_stage_steps
+        return float(temperature_at(StageConfig(temperature=schedule), stage_step, steps))
 
 
 def _has_accelerator() -> bool:
@@ -115,20 +107,19 @@ def build_grpo_config(
     for an unknown stage, a batch that does not split evenly, or an unknown ``train.extra`` key.
     """
     if stage_name not in config.stages:
-        raise _config_error(
+        raise ConfigError(
             f"unknown stage '{stage_name}' (stages: {', '.join(config.stages) or 'none'})"
         )
     train = config.train
     stage = config.stages[stage_name]
     names = list(config.stages)
-    plan = {name: (first, last) for name, first, last in stage_plan(config)}
     if first_step is None:
-        first_step = plan[stage_name][0]
+        first_step = {name: first for name, first, _ in stage_bounds(config)}[stage_name]
     steps = int(stage.steps)
     last_step = first_step + steps - 1
 
     ga = int(train.gradient_accumulation_steps)
-    plan_batch = _batch_plan(config, stage_name, world_size)
+    plan_batch = batch_plan(config, stage_name, world_size=world_size)
     per_device = plan_batch.per_device_train_batch_size
     steps_per_generation = plan_batch.steps_per_generation
     temp = stage.temperature
@@ -234,7 +225,7 @@ def build_grpo_config(
     known = {f.name for f in dataclasses.fields(KKGRPOConfig)}
     for key, value in dict(train.extra or {}).items():
         if key not in known:
-            raise _config_error(
+            raise ConfigError(
                 f"train.extra.{key} is not a GRPOConfig field (trl 1.16); remove it or fix the name"
             )
         kwargs[key] = value
@@ -242,4 +233,4 @@ def build_grpo_config(
         return KKGRPOConfig(**kwargs)
     except ValueError as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise _config_error(f"stage '{stage_name}': {first}") from None
+        raise ConfigError(f"stage '{stage_name}': {first}") from None

@@ -21,8 +21,14 @@ def load_tokenizer_for(path: Path | str):
     return tok
 
 
-def load_model_and_tokenizer(path: Path | str, *, dtype: Any = None) -> tuple[Any, Any]:
-    """Load any causal-LM folder (tiny or HF) with the right tokenizer class, in eval mode."""
+def load_model_and_tokenizer(
+    path: Path | str, *, dtype: Any = None, init_kwargs: Mapping[str, Any] | None = None
+) -> tuple[Any, Any]:
+    """Load any causal-LM folder (tiny or HF) with the right tokenizer class, in eval mode.
+
+    ``init_kwargs``: further ``from_pretrained`` arguments (``model.init_kwargs``, e.g.
+    ``attn_implementation``); a ``dtype`` among them wins over ``dtype``.
+    """
     from transformers import AutoModelForCausalLM
 
     path = Path(path)
@@ -33,7 +39,9 @@ def load_model_and_tokenizer(path: Path | str, *, dtype: Any = None) -> tuple[An
         import torch
 
         dtype = torch.float32  # the shipped weights are bf16; compute in fp32 on CPU
-    kwargs = {"dtype": dtype} if dtype is not None else {}
+    kwargs = dict(init_kwargs or {})
+    if dtype is not None:
+        kwargs.setdefault("dtype", dtype)
     model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
     model.eval()
     return model, tokenizer
@@ -59,6 +67,27 @@ def tiny_prompt(record: Mapping[str, Any], prefill_think: bool = True) -> str:
     return f"User: {quiz}\nAssistant:" + (" <think>" if prefill_think else "")
 
 
+def prompt_style_of(tokenizer: Any) -> str:
+    """The prompt layout ``prompt_for`` gives this tokenizer's model: "chat" when it has a chat
+    template, else "base" (plain text; the tiny model's own short variant included)."""
+    if is_tiny_tokenizer(tokenizer) or not getattr(tokenizer, "chat_template", None):
+        return "base"
+    return "chat"
+
+
+def check_prompt_style(style: str, tokenizer: Any, model_name: str) -> None:
+    """Raise ValueError (one line) when ``prompt.style`` names another layout than the one
+    ``prompt_for`` gives this model: the layout follows the tokenizer, in training and in
+    every evaluation, so the config states it and the run stops if the model disagrees."""
+    actual = prompt_style_of(tokenizer)
+    if style != actual:
+        has = "has a chat template" if actual == "chat" else "has no chat template"
+        raise ValueError(
+            f"prompt.style is {style!r} but the tokenizer of {model_name} {has}, so its "
+            f"prompts are {actual!r} ones; set prompt.style: {actual}"
+        )
+
+
 def prompt_for(record: Mapping[str, Any], tokenizer: Any, prefill_think: bool) -> str:
     """The prompt text for ``record`` as ``tokenizer``'s model sees it in RL and evaluation.
 
@@ -70,7 +99,7 @@ def prompt_for(record: Mapping[str, Any], tokenizer: Any, prefill_think: bool) -
 
     if is_tiny_tokenizer(tokenizer):
         return tiny_prompt(record, prefill_think)
-    if not getattr(tokenizer, "chat_template", None):
+    if prompt_style_of(tokenizer) == "base":
         return prompts.base_prompt(record, prefill_think=prefill_think)
     text = tokenizer.apply_chat_template(
         prompts.chat_messages(record), tokenize=False, add_generation_prompt=True

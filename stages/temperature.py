@@ -12,12 +12,17 @@ TRL copies ``args.temperature`` at construction time into several places, and se
   sampled from, so this one matters as much as the sampler.
 
 ``set_temperature`` updates all of them plus ``trainer.temperature`` and ``trainer.args.temperature``.
+The fused head is found by the name of TRL's private closure, so ``check_fused_heads`` runs when
+a trainer is built: if TRL patched the models some other way, the run stops right there (a
+schedule that silently missed the log-probs would train on the wrong distribution).
 """
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+from stages.errors import RunSetupError
 
 # Name of the closure variable holding the temperature inside TRL's patched forward.
 _HEAD_FUNC_NAME = "_fused_forward"
@@ -58,6 +63,28 @@ def _head_cells(model: Any) -> list[Any]:
             if all(cell is not c for c in cells):
                 cells.append(cell)
     return cells
+
+
+class TrlInternalsError(RunSetupError):
+    """The installed TRL does not keep the fused head's temperature where this module looks."""
+
+
+def check_fused_heads(trainer: Any) -> None:
+    """Raise ``TrlInternalsError`` (one line, naming the TRL version) unless the policy and the
+    reference model (when there is one) carry TRL's fused log-prob head with its temperature."""
+    missing = [
+        name
+        for name in ("model", "ref_model")
+        if getattr(trainer, name, None) is not None and not _head_cells(getattr(trainer, name))
+    ]
+    if missing:
+        import trl
+
+        raise TrlInternalsError(
+            f"trl {trl.__version__}: no fused log-prob head ({_HEAD_FUNC_NAME} with a "
+            f"'{_HEAD_VAR}' closure) on the trainer's {' and '.join(missing)}, so the temperature "
+            "schedule cannot reach the log-probs; kk-rl is written for trl 1.16.0 (pyproject.toml)"
+        )
 
 
 def get_head_temperature(model: Any) -> float | None:

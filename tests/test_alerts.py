@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from stages import run_records as rr
-from stages.alerts import (
+from curriculum import run_records as rr
+from stages.dashboard.alerts import (
     ALERT_KEYS,
     Alert,
     AlertThresholds,
@@ -308,7 +308,7 @@ def test_thresholds_from_the_project_config() -> None:
 
 
 def test_every_alert_explains_itself() -> None:
-    from stages.alerts import _TEXT
+    from stages.dashboard.alerts import _TEXT
 
     assert set(_TEXT) == set(ALERT_KEYS)
     for severity, title, meaning, advice in _TEXT.values():

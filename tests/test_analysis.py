@@ -14,7 +14,7 @@ from analysis import analyze_cli
 from analysis.behaviour import PHRASE_NAMES, collapse, completion_features, role_pattern
 from analysis.curves import Curves, detect_phases, smooth, stage_summaries
 from analysis.runs import analyse_run, bucket_index
-from stages import run_records as rr
+from curriculum import run_records as rr
 
 TRUTH_KN = "(1) Ann is a knight\n(2) Bob is a knave"
 TRUTH_NN = "(1) Ann is a knave\n(2) Bob is a knave"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stages import run_records as rr
+from curriculum import run_records as rr
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from curriculum.data import (
 
 SMALL = [
     "eval.people=[2,3]",
-    "eval.n=40",
+    "eval.n=15",  # 2 people: the reserved slice holds 18
     "stages.warmup.steps=10",
     "stages.explore.steps=10",
     "stages.anneal.steps=10",
@@ -34,8 +34,8 @@ def held(cfg):
 
 def test_heldout_is_disjoint_from_every_stage(cfg, held) -> None:
     held_ids = {r["id"] for r in held}
-    assert len(held_ids) == len(held) == 80
-    assert people_counts(held) == {2: 40, 3: 40}
+    assert len(held_ids) == len(held) == 30
+    assert people_counts(held) == {2: 15, 3: 15}
     for name in cfg.stages:
         train = stage_dataset_records(cfg, name)
         assert not held_ids & {r["id"] for r in train}, name
@@ -75,20 +75,20 @@ def test_explicit_exclude_ids(cfg) -> None:
 
 
 def test_small_puzzle_space_repeats_with_a_note(cfg) -> None:
-    # 2 people, depth 2, width 2: only 184 distinct puzzles exist (40 are held out here).
+    # 2 people, depth 2, width 2: only 184 distinct puzzles exist, 18 in the reserved slice.
     small = load_config(None, [*SMALL, "stages.warmup.dataset_size=300"])
     notes: list[str] = []
     rows = stage_dataset_records(small, "warmup", on_note=notes.append)
     distinct = {r["id"] for r in rows}
-    assert len(rows) == 300 and len(distinct) == 184 - 40
-    assert len(notes) == 1 and "only 144 distinct 2-person puzzles" in notes[0]
+    assert len(rows) == 300 and len(distinct) == 184 - 18
+    assert len(notes) == 1 and "only 166 distinct 2-person puzzles" in notes[0]
 
 
 def test_heldout_too_large_is_a_config_error() -> None:
     cfg = load_config(None, ["eval.people=[2]", "eval.n=200"])
     with pytest.raises(ConfigError) as info:
         heldout_records(cfg)
-    assert "only 184 of 200" in str(info.value) and "lower eval.n (200)" in str(info.value)
+    assert "holds only 18" in str(info.value) and "ask for at most 18" in str(info.value)
     assert "\n" not in str(info.value)
 
 

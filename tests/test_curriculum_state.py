@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import stages.run_records as rr
+import curriculum.run_records as rr
 from curriculum import CurriculumState, StateError, load_config
 
 # The default's stage sizes follow the CPU budget; these tests pin their own.

@@ -8,19 +8,19 @@ import random
 from typing import Any
 
 import pytest
+from dashboard_synthetic import synthetic_info, synthetic_step
 from rich.console import Console
 
-from stages import run_records as rr
-from stages.alerts import AlertThresholds
+from curriculum import run_records as rr
 from stages.dashboard import (
     RunView,
     StageDashboard,
-    _highlight_lines,
     plain_step_line,
     render_dashboard,
     summary_table,
 )
-from stages.dashboard_synthetic import synthetic_info, synthetic_step
+from stages.dashboard.alerts import AlertThresholds
+from stages.dashboard.panels import _highlight_lines
 
 STEPS = (20, 15, 10)
 COMPLETION = (

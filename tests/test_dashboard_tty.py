@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from stages import run_records as rr
+from curriculum import run_records as rr
 
 pyte = pytest.importorskip("pyte")
 
@@ -83,8 +83,7 @@ def _writer(run: Path, delay: float) -> subprocess.Popen:
     proc = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "stages.dashboard_synthetic",
+            str(Path(__file__).with_name("dashboard_synthetic.py")),
             str(run),
             "--steps",
             "6",
@@ -130,7 +129,7 @@ def test_watch_live_in_a_terminal(tmp_path: Path, cols: int, rows: int) -> None:
 
 
 def test_watch_once_on_a_small_terminal(tmp_path: Path) -> None:
-    from stages.dashboard_synthetic import write_synthetic_run
+    from dashboard_synthetic import write_synthetic_run
 
     write_synthetic_run(tmp_path, (6, 5, 4))
     term = Terminal(_watch_cmd(tmp_path, "--once"), 80, 24)

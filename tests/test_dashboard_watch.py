@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
+from dashboard_synthetic import write_synthetic_run
 from rich.console import Console
 
-from stages import run_records as rr
-from stages.dashboard import _Tail, watch_main
-from stages.dashboard_synthetic import write_synthetic_run
+from curriculum import run_records as rr
+from stages.dashboard.watch import _Tail, watch_main
 
 
 def console(width: int = 120) -> Console:
@@ -145,8 +145,7 @@ def test_watch_subprocess_follows_a_writer_process(tmp_path: Path) -> None:
     writer = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "stages.dashboard_synthetic",
+            str(Path(__file__).with_name("dashboard_synthetic.py")),
             str(run),
             "--steps",
             "4",

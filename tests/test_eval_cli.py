@@ -15,9 +15,9 @@ transformers = pytest.importorskip("transformers")
 
 import kk_puzzles  # noqa: E402
 from analysis import eval_cli  # noqa: E402
+from curriculum import run_records as rr  # noqa: E402
 from kk_puzzles import io as kkio  # noqa: E402
-from stages import run_records as rr  # noqa: E402
-from stages.evaluation import trivial_baselines  # noqa: E402
+from stages.evaluation.heldout import trivial_baselines  # noqa: E402
 from stages.tiny.tokenizer import build_tokenizer, save_tokenizer  # noqa: E402
 
 

@@ -10,7 +10,7 @@ transformers = pytest.importorskip("transformers")
 import kk_puzzles  # noqa: E402
 import rewards  # noqa: E402
 from kk_puzzles import prompts  # noqa: E402
-from stages.evaluation import evaluate, generate_completions, render_prompt  # noqa: E402
+from stages.evaluation.heldout import evaluate, generate_completions, render_prompt  # noqa: E402
 from stages.tiny.tokenizer import build_tokenizer  # noqa: E402
 
 

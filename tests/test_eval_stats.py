@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from stages.evaluation import (
+from stages.evaluation.heldout import (
     Rate,
     overall_baselines,
     pass_at_k,

@@ -138,7 +138,7 @@ def test_two_cpu_processes_agree_and_only_the_main_one_writes(
     # "No such file or directory: .cache/.tiny-<hash>.<tmp>"), which is a cache race, not
     # what this test is about. Reported to the tiny-model and driver owners.
     from curriculum import load_config
-    from stages.driver import resolve_base_model
+    from stages.stage_inputs import resolve_base_model
 
     resolve_base_model(load_config(REPO / "configs/micro.yaml", check_paths=False))
 
@@ -205,7 +205,7 @@ def test_two_cpu_processes_agree_and_only_the_main_one_writes(
     assert ranks[0]["dashboards"] >= 1 and ranks[1]["dashboards"] == 0
     assert out.count("step 1/") == 1, "the step log line was printed by more than one process"
 
-    from stages.run_records import read_events, read_metrics
+    from curriculum.run_records import read_events, read_metrics
 
     metrics = read_metrics(run_dir)
     assert [m.global_step for m in metrics] == list(range(1, STEPS + 1))

@@ -224,7 +224,7 @@ def test_every_key_is_consumed(path: Path, grpo_configs: dict[str, dict[str, Any
     assert set(raw["model"]["init_kwargs"]) <= {"attn_implementation", "trust_remote_code"}
     if raw["model"]["peft"] is not None:
         pytest.importorskip("peft", reason="peft not installed (pip install 'kk-rl[peft]')")
-        from stages.launch import peft_config_from
+        from stages.scaleout.launch import peft_config_from
 
         lora = peft_config_from(cfg.model.peft)
         for key, value in raw["model"]["peft"].items():
@@ -234,7 +234,7 @@ def test_every_key_is_consumed(path: Path, grpo_configs: dict[str, dict[str, Any
 
 @pytest.mark.parametrize("path", RECIPES, ids=ids(RECIPES))
 def test_vllm_settings_are_coherent(path: Path) -> None:
-    from stages.vllm_support import check_vllm
+    from stages.scaleout.vllm_support import check_vllm
 
     gpus, _ = launch_of(path)
     cfg = load_config(path, world_size=gpus, check_paths=False)
@@ -248,7 +248,7 @@ def test_vllm_settings_are_coherent(path: Path) -> None:
 
 def test_peft_recipe_builds_a_lora_config_and_rejects_bad_keys() -> None:
     pytest.importorskip("peft", reason="peft not installed (pip install 'kk-rl[peft]')")
-    from stages.launch import peft_config_from
+    from stages.scaleout.launch import peft_config_from
 
     path = REPO / "configs/recipes/qwen2.5-7b-instruct-1m/lora_1gpu.yaml"
     cfg = load_config(path, world_size=1, check_paths=False)

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from stages import run_records as rr
+from curriculum import run_records as rr
 
 STEPS = 3
 TOTAL = 3 * STEPS

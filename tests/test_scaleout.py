@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from curriculum import ConfigError, load_config
-from stages import launch
-from stages.vllm_support import (
+from stages.scaleout import launch
+from stages.scaleout.vllm_support import (
     VLLMUnavailable,
     check_vllm,
     require_vllm,
@@ -179,7 +179,7 @@ def test_server_mode_commands_for_the_7b_recipe() -> None:
     cmd = [
         sys.executable,
         "-m",
-        "stages.launch",
+        "stages.scaleout.launch",
         "server-mode",
         str(R7B.relative_to(REPO)),
         "--gpus",

@@ -105,7 +105,7 @@ def test_zero2_runs_one_grpo_step_on_cpu(tmp_path: Path) -> None:
     assert engine["optimizer"] == "DeepSpeedZeroOptimizer"
     assert engine["bf16"] is False  # micro.yaml trains in fp32 ("auto" follows train.bf16)
 
-    from stages.run_records import read_metrics
+    from curriculum.run_records import read_metrics
 
     metrics = read_metrics(run_dir)
     assert [m.global_step for m in metrics] == [1]

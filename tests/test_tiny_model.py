@@ -162,7 +162,8 @@ def test_prompt_for_other_tokenizers_uses_their_chat_template() -> None:
 
 
 def test_measure_base_uses_the_reserved_slice(micro_dir: Path) -> None:
-    from kk_puzzles.reserved import heldout_puzzles, is_reserved
+    from kk_puzzles.generator import heldout_puzzles
+    from kk_puzzles.reserved import is_reserved
 
     got = measure.measure_base(micro_dir, n=3, people=[2, 3], batch_size=4)
     assert got["2"]["n"] == 3 and got["3"]["n"] == 3

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("trl")
 
 from curriculum.config import ConfigError, TrainConfig, apply_overrides, load_config
-from stages.driver import effective_bounds, make_lr_factor
+from curriculum.schedules import run_learning_rate, stage_bounds
 from stages.grpo_config import KKGRPOConfig, build_grpo_config
 
 # One valid, different value per train key (explore stage: it overrides nothing).
@@ -124,10 +124,9 @@ def test_lr_factor_follows_effective_bounds(config):
         ],
     )
     # warm-up promoted at step 6: explore 7-16, anneal 17-20.
-    bounds = effective_bounds(cfg, {"warmup": (1, 6)})
+    bounds = stage_bounds(cfg, starts={"warmup": 1}, ends={"warmup": 6})
     assert bounds == [("warmup", 1, 6), ("explore", 7, 16), ("anneal", 17, 20)]
-    f = make_lr_factor(cfg, bounds)
-    lr = {s: 1e-4 * f(s) for s in range(1, 21)}
+    lr = {s: run_learning_rate(cfg, s, bounds) for s in range(1, 21)}
     assert lr[1] == pytest.approx(0.5e-4)  # warm-up 1/2
     assert lr[2] == pytest.approx(1e-4)
     assert lr[16] == pytest.approx(1e-4)  # peak until the anneal stage

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from stages import run_records as rr
+from curriculum import run_records as rr
 
 STEPS = 3
 # A length-shaped reward gives the random micro model reward spread (so gradients, so AdamW

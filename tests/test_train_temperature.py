@@ -7,6 +7,7 @@ trains on (policy and reference) must use the same T.
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 
@@ -14,7 +15,12 @@ torch = pytest.importorskip("torch")
 
 from tiny_trainer import make_tiny_trainer  # noqa: E402
 
-from stages.temperature import get_temperatures, set_temperature  # noqa: E402
+from stages.temperature import (  # noqa: E402
+    TrlInternalsError,
+    check_fused_heads,
+    get_temperatures,
+    set_temperature,
+)
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +137,22 @@ def test_log_probs_use_new_temperature(trainer):
         assert torch.allclose(got[0], want, atol=1e-4), temp
         assert torch.allclose(ref[0], want, atol=1e-4), temp
     set_temperature(trainer, 1.0)
+
+
+def test_fused_heads_are_found_on_a_real_trainer(trainer):
+    """TRL 1.16 patches its fused log-prob head where set_temperature looks (policy and ref)."""
+    check_fused_heads(trainer)
+
+
+def test_a_missing_fused_head_stops_the_run_naming_the_trl_version():
+    import trl
+
+    from stages.errors import RunSetupError
+
+    unpatched = SimpleNamespace(model=torch.nn.Linear(2, 2), ref_model=None)
+    with pytest.raises(TrlInternalsError) as err:
+        check_fused_heads(unpatched)
+    message = str(err.value)
+    assert f"trl {trl.__version__}:" in message and "model" in message
+    assert "\n" not in message  # kk-train prints it as one line
+    assert isinstance(err.value, RunSetupError)  # ... as it does every RunSetupError

@@ -54,7 +54,7 @@ def tiny_model_and_tokenizer(
 
 def tiny_dataset(tokenizer: Any, records: list[dict[str, Any]]) -> Any:
     """Puzzles as a TRL dataset (prompt + JSON-string puzzle columns)."""
-    from stages.driver import build_dataset
+    from stages.stage_inputs import build_dataset
 
     dataset, _ = build_dataset(
         records, tokenizer, prefill_think=True, max_prompt_length=None, shuffle_seed=None

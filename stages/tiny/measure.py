@@ -1,4 +1,4 @@
-"""Measuring a tiny base model on the reserved evaluation slice, through ``stages.evaluation``.
+"""Measuring a tiny base model on the reserved evaluation slice, through ``stages.evaluation.heldout``.
 
 Per person count: greedy and one temperature-1 sample per puzzle (strict and lenient
 accuracy with Wilson 95% intervals, exact-format rate, mean length) and the trivial
@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from kk_puzzles.reserved import heldout_puzzles
-from stages.evaluation import evaluate
+from kk_puzzles.generator import heldout_puzzles
+from stages.evaluation.heldout import evaluate
 from stages.model_io import load_model_and_tokenizer
 
 MEASURE_SEED = 20_261_121  # the seed of the base model's held-out puzzles (any seed is held out)

@@ -6,14 +6,14 @@ Sections:
    the stage's start and end (first / last ``window`` steps pooled, Wilson 95% interval over
    the completions), lenient accuracy, mean response length, zero-std group fraction,
    truncation, KL, seconds per step;
-2. held-out accuracy (``eval/*.json``, written by ``stages.evaluation.evaluate``) of the base
-   model and after each stage, per person count, strict (format required) and lenient
+2. held-out accuracy (``eval/*.json``, written by ``stages.evaluation.heldout.evaluate``) of
+   the base model and after each stage, per person count, strict (format required) and lenient
    (answer read in any format), beside the trivial baselines (everyone a knight, everyone a
    knave, a random guess), so that a format-only gain cannot pass for reasoning;
 3. plain-language findings computed from those numbers (interval overlaps, baselines).
 
-Reads only the run directory (``stages.run_records``), so it can be re-run on any finished
-run: ``python -m stages.report RUN_DIR``.
+Reads only the run directory (``curriculum.run_records``), so it can be re-run on any finished
+run: ``python -m stages.evaluation.report RUN_DIR``.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stages import run_records as rr
-from stages.evaluation import wilson_interval as wilson
+from curriculum import run_records as rr
+from stages.evaluation.heldout import wilson_interval as wilson
 
 
 def pct(value: float | None, low: float | None = None, high: float | None = None) -> str:
@@ -322,7 +322,7 @@ def write_report(run_dir: str | Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or not Path(args[0]).is_dir():
-        print("usage: python -m stages.report RUN_DIR", file=sys.stderr)
+        print("usage: python -m stages.evaluation.report RUN_DIR", file=sys.stderr)
         return 2
     print(write_report(args[0]))
     return 0

@@ -65,10 +65,8 @@ def vllm_unavailable_reason() -> str | None:
     """
     if importlib.util.find_spec("vllm") is None:
         return f"vLLM is not installed ({INSTALL_HINT}; vllm=={VLLM_PIN})"
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a hard dependency
-        return "torch is not installed"
+    import torch
+
     if not torch.cuda.is_available():
         return (
             "vLLM is installed but no CUDA GPU is visible (vLLM cannot run on a CPU-only machine)"

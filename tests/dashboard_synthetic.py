@@ -1,13 +1,13 @@
-"""Synthetic run directories for the dashboard's tests, benchmark and demos.
+"""Synthetic run directories for the dashboard's tests, its benchmark and demos.
 
 Writes exactly what a training run writes (run.json, metrics.jsonl, completions.jsonl,
 events.jsonl) with plausible curves, optionally one step at a time with a delay so that
 ``kk-train watch`` can follow it:
 
-    python -m stages.dashboard_synthetic runs/demo --steps 30 --delay 0.2
+    python tests/dashboard_synthetic.py runs/demo --steps 30 20 10 --delay 0.2
 
 >>> import tempfile
->>> from stages import run_records as rr
+>>> from curriculum import run_records as rr
 >>> with tempfile.TemporaryDirectory() as d:
 ...     info = write_synthetic_run(d, steps_per_stage=(3, 2, 2))
 ...     [len(rr.read_metrics(d)), rr.read_events(d)[-1].kind]
@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from stages import run_records as rr
+from curriculum import run_records as rr
 
 __all__ = ["synthetic_info", "synthetic_step", "write_synthetic_run"]
 

@@ -8,7 +8,7 @@ Trend alerts (format errors rising, length collapse / blow-up) look only at the 
 stage, because a new stage brings harder puzzles and its own normal length and format
 level. The others look at the most recent steps whatever their stage.
 
->>> from stages.run_records import StepMetrics
+>>> from curriculum.run_records import StepMetrics
 >>> def step(n, **kw):
 ...     base = dict(stage="format", global_step=n, stage_step=n, time=float(n),
 ...                 step_seconds=1.0, reward_mean=0.5, reward_std=0.2, rewards={},
@@ -36,7 +36,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from stages.run_records import RunEvent, StepMetrics
+from curriculum.run_records import RunEvent, StepMetrics
+from stages.dashboard.formatting import at_least, is_finite
 
 __all__ = [
     "ALERT_KEYS",
@@ -270,15 +271,6 @@ def _make(key: str, detail: str, last: StepMetrics) -> Alert:
     return Alert(key, severity, title, detail, meaning, advice, last.global_step, last.stage)
 
 
-def _finite(x: float | None) -> bool:
-    return x is not None and math.isfinite(x)
-
-
-def _at_least(x: float | None, threshold: float) -> bool:
-    """x >= threshold; a missing (None) or NaN value never counts."""
-    return x is not None and x >= threshold
-
-
 def _tail(history: Sequence[StepMetrics], n: int) -> list[StepMetrics]:
     start = max(0, len(history) - n)
     return [history[i] for i in range(start, len(history))]
@@ -345,7 +337,7 @@ def check_alerts(history: Sequence[StepMetrics], thresholds: AlertThresholds) ->
 
     recent = _tail(history, t.zero_std_steps)
     if len(recent) == t.zero_std_steps and all(
-        _at_least(m.frac_zero_std_groups, t.zero_std_ratio) for m in recent
+        at_least(m.frac_zero_std_groups, t.zero_std_ratio) for m in recent
     ):
         add(
             "zero_std",
@@ -355,7 +347,7 @@ def check_alerts(history: Sequence[StepMetrics], thresholds: AlertThresholds) ->
 
     recent = _tail(history, t.truncation_steps)
     if len(recent) == t.truncation_steps and all(
-        _at_least(m.truncation_ratio, t.truncation_ratio) for m in recent
+        at_least(m.truncation_ratio, t.truncation_ratio) for m in recent
     ):
         add(
             "truncation",
@@ -379,7 +371,7 @@ def check_alerts(history: Sequence[StepMetrics], thresholds: AlertThresholds) ->
 
 def _collapsed(m: StepMetrics, t: AlertThresholds) -> bool:
     share, truth = m.top_answer_pattern_share, m.top_answer_pattern_truth_share
-    if not (_finite(share) and _finite(truth)):
+    if not (is_finite(share) and is_finite(truth)):
         return False
     return share >= t.collapse_share and share - truth >= t.collapse_margin  # type: ignore[operator]
 
@@ -388,7 +380,7 @@ def _check_format(stage: list[StepMetrics], t: AlertThresholds, add: Any) -> Non
     after = [
         m.format_error_ratio
         for m in stage
-        if m.stage_step > t.format_warmup_steps and _finite(m.format_error_ratio)
+        if m.stage_step > t.format_warmup_steps and is_finite(m.format_error_ratio)
     ]
     w = t.format_window
     if len(after) < 2 * w:
@@ -407,7 +399,7 @@ def _check_length(stage: list[StepMetrics], t: AlertThresholds, add: Any) -> Non
     w = t.length_window
     if len(stage) < max(t.length_min_steps, w + 1):
         return
-    lengths = [m.completion_length_mean for m in stage if _finite(m.completion_length_mean)]
+    lengths = [m.completion_length_mean for m in stage if is_finite(m.completion_length_mean)]
     recent = sum(lengths[-w:]) / w
     first = sum(lengths[:w]) / w
     earlier = lengths[:-w]
@@ -428,13 +420,13 @@ def _check_length(stage: list[StepMetrics], t: AlertThresholds, add: Any) -> Non
 
 def _check_kl(history: Sequence[StepMetrics], t: AlertThresholds, add: Any) -> None:
     kl = history[-1].kl
-    if not _finite(kl):
+    if not is_finite(kl):
         return
     assert kl is not None
     if kl >= t.kl_max:
         add("kl_spike", f"KL {kl:.3g} >= {t.kl_max:g}")
         return
-    previous = [m.kl for m in _tail(history, t.kl_window + 1)[:-1] if _finite(m.kl)]
+    previous = [m.kl for m in _tail(history, t.kl_window + 1)[:-1] if is_finite(m.kl)]
     if len(previous) < 3:
         return
     base = statistics.median(previous)  # type: ignore[type-var]

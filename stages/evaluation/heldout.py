@@ -19,12 +19,13 @@ module (for the statistics, the baselines or the result classes) stays light.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from kk_puzzles.io import json_or_value
 
 # Two-sided 95% normal quantile (scipy.stats.norm.ppf(0.975)).
 Z95 = 1.959963984540054
@@ -102,8 +103,8 @@ class Rate:
 def _field(record: Mapping[str, Any], key: str) -> Any:
     """Training datasets keep list/dict columns as JSON strings; accept both forms."""
     value = record[key]
-    if isinstance(value, str) and key in ("solution", "names", "knight_knave"):
-        return json.loads(value)
+    if key in ("solution", "names", "knight_knave"):
+        return json_or_value(value, strict=True)
     return value
 
 

@@ -18,7 +18,8 @@ True
 
 Also here: the GPU count (without importing torch when CUDA is hidden), a barrier and a
 broadcast that are no-ops in a single process, the LoRA config builder for ``model.peft``,
-and the exact commands of vLLM server mode (``python -m stages.launch server-mode``).
+and the exact commands of vLLM server mode
+(``python -m stages.scaleout.launch server-mode``).
 """
 
 from __future__ import annotations
@@ -241,10 +242,8 @@ def gpu_count() -> int:
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None and visible.strip() in ("", "-1"):
         return 0
-    try:
-        import torch
-    except ImportError:
-        return 0
+    import torch
+
     return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
 
 
@@ -327,7 +326,7 @@ def server_mode_plan(
     ``curriculum.ConfigError`` when the split or the batch does not work.
     """
     from curriculum import ConfigError, validate
-    from stages.vllm_support import server_settings
+    from stages.scaleout.vllm_support import server_settings
 
     if not 1 <= server_gpus < total_gpus:
         raise ConfigError(
@@ -381,11 +380,13 @@ def server_mode_plan(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m stages.launch server-mode RECIPE [--gpus 8 --server-gpus 1]``: print the plan.
+    """``python -m stages.scaleout.launch server-mode RECIPE [--gpus 8 --server-gpus 1]``: the plan.
 
-    Also ``python -m stages.launch info``: this process's rank, world size and GPU count.
+    Also ``python -m stages.scaleout.launch info``: this process's rank, world size and GPU count.
     """
-    parser = argparse.ArgumentParser(prog="python -m stages.launch", description=main.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.scaleout.launch", description=main.__doc__
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("info", help="rank, world size and visible GPUs of this process")
     sm = sub.add_parser("server-mode", help="print the commands of vLLM server mode")

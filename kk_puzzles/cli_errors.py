@@ -1,0 +1,85 @@
+"""How every command-line tool of the project ends: a user error is one line on stderr.
+
+``kk-gen``, ``kk-score``, ``kk-train``, ``kk-eval`` and ``kk-analyze`` run their body
+through :func:`run_cli`. A :class:`CliError` (or one of the tool's own error types) prints
+``PROG: error: MESSAGE`` (its first line only) and exits 2; Ctrl-C prints
+``PROG: interrupted`` and exits 130. :class:`OneLineParser` makes argparse's own errors
+one such line instead of usage text plus the message. It lives in ``kk_puzzles``, the
+lowest package, so that every package may use it.
+
+>>> def body(argv):
+...     raise CliError("--n must be positive\\nsecond line")
+>>> import contextlib, io
+>>> err = io.StringIO()
+>>> with contextlib.redirect_stderr(err):
+...     code = run_cli("kk-demo", body, [])
+>>> code, err.getvalue()
+(2, 'kk-demo: error: --n must be positive\\n')
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "EXIT_USER_ERROR",
+    "CliError",
+    "OneLineParser",
+    "fail",
+    "run_cli",
+]
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class CliError(Exception):
+    """A user error (bad arguments, unreadable input): one line on stderr, exit code 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints usage plus the error; we keep only the one error line (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CliError(message)
+
+
+def fail(prog: str, message: object) -> int:
+    """Print ``PROG: error: MESSAGE`` (its first line) on stderr; return ``EXIT_USER_ERROR``."""
+    text = str(message).strip()
+    first = text.splitlines()[0] if text else "error"
+    print(f"{prog}: error: {first}", file=sys.stderr, flush=True)
+    return EXIT_USER_ERROR
+
+
+def run_cli(
+    prog: str,
+    body: Callable[[list[str]], int | None],
+    argv: Sequence[str] | None = None,
+    *,
+    errors: tuple[type[BaseException], ...] = (),
+    interrupted: str = "interrupted",
+    quiet_broken_pipe: bool = False,
+) -> int:
+    """Run ``body(argv)`` (``sys.argv[1:]`` by default) and return its exit code.
+
+    ``CliError`` and the types in ``errors`` become :func:`fail`'s line and exit 2;
+    ``KeyboardInterrupt`` becomes ``PROG: INTERRUPTED`` and exit 130; with
+    ``quiet_broken_pipe`` a closed stdout (``... | head``) ends quietly with 0.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return int(body(args) or 0)
+    except (CliError, *errors) as exc:
+        return fail(prog, exc)
+    except KeyboardInterrupt:
+        print(f"{prog}: {interrupted}", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        if quiet_broken_pipe:
+            return 0
+        raise
