@@ -50,6 +50,7 @@ def to_json(runs: Sequence[Any]) -> dict[str, Any]:
                 "steps": len(r.curves),
                 "completions": len(r.table),
                 "stages": r.stage_summary,
+                "dynamic_sampling": r.dynamic_sampling,
                 "phases": [asdict(p) for p in r.phases],
                 "verdict": r.verdict,
                 "stage_behaviour": r.stage_behaviour,

@@ -24,6 +24,8 @@ CURVES: dict[str, str] = {
     "completion_length_max": "length max",
     "truncation_ratio": "truncation",
     "frac_zero_std_groups": "zero-std groups",
+    "zero_std_groups_dropped": "zero-std groups dropped",
+    "generation_rounds": "generation rounds",
     "kl": "KL",
     "entropy": "entropy",
     "loss": "loss",
@@ -69,6 +71,12 @@ class Curves:
             self.columns[name] = np.array(
                 [np.nan if v is None else float(v) for v in vals], dtype=np.float64
             )
+        # Zero-std share of the groups generated, before dynamic sampling filtered them
+        # (frac_zero_std_groups is the trained batch's); NaN for records without the counts.
+        self.columns["frac_zero_std_generated"] = np.array(
+            [_share(m.zero_std_groups_generated, m.groups_generated) for m in self.records],
+            dtype=np.float64,
+        )
         names = sorted({k for m in self.records for k in (m.rewards or {})})
         self.reward_components = {
             k: np.array([(m.rewards or {}).get(k, np.nan) for m in self.records], dtype=np.float64)
@@ -93,6 +101,41 @@ class Curves:
             else:
                 out.append((stage, int(step), int(step)))
         return out
+
+
+def _share(part: int | None, whole: int | None) -> float:
+    return part / whole if part is not None and whole else np.nan
+
+
+def dynamic_sampling_summary(curves: Curves) -> list[dict[str, Any]]:
+    """Per stage that ran with dynamic sampling: groups generated and zero-std among them
+    (before filtering), groups dropped, generation rounds per step, steps whose batch could
+    not be filled, and the mean zero-std share of the trained batches. Empty when no step
+    ran with it (``batch_filled`` is None on those records)."""
+    out = []
+    for stage, _first, _last in curves.stages():
+        steps = [m for m in curves.records if m.stage == stage and m.batch_filled is not None]
+        if not steps:
+            continue
+        generated = sum(m.groups_generated or 0 for m in steps)
+        zero = sum(m.zero_std_groups_generated or 0 for m in steps)
+        out.append(
+            {
+                "stage": stage,
+                "steps": len(steps),
+                "groups_generated": generated,
+                "zero_std_generated": zero,
+                "frac_zero_std_generated": zero / generated if generated else None,
+                "zero_std_dropped": sum(m.zero_std_groups_dropped for m in steps),
+                "rounds_mean": sum(m.generation_rounds for m in steps) / len(steps),
+                "rounds_max": max(m.generation_rounds for m in steps),
+                "unfilled_steps": sum(1 for m in steps if not m.batch_filled),
+                "frac_zero_std_trained": _window_mean(
+                    np.array([m.frac_zero_std_groups for m in steps], dtype=np.float64)
+                ),
+            }
+        )
+    return out
 
 
 def _window_mean(values: np.ndarray) -> float | None:

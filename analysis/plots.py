@@ -72,7 +72,10 @@ CURVE_PANELS: list[tuple[str, list[tuple[str, str]]]] = [
     ("format error", [("format_error_ratio", "format error")]),
     ("completion length (tokens)", [("completion_length_mean", "mean")]),
     ("truncation ratio", [("truncation_ratio", "truncated")]),
-    ("zero-std group fraction", [("frac_zero_std_groups", "zero std")]),
+    (
+        "zero-std group fraction",
+        [("frac_zero_std_groups", "trained"), ("frac_zero_std_generated", "generated")],
+    ),
     ("KL", [("kl", "KL")]),
     ("temperature", [("temperature", "T")]),
     ("learning rate", [("learning_rate", "LR")]),

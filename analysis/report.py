@@ -67,6 +67,35 @@ BEHAVIOUR_COLUMNS = [
 ]
 
 
+DYNAMIC_SAMPLING_HEADER = [
+    "stage",
+    "steps",
+    "groups generated",
+    "zero-std generated",
+    "dropped",
+    "rounds/step (max)",
+    "unfilled steps",
+    "zero-std trained",
+]
+
+
+def dynamic_sampling_rows(run: RunAnalysis) -> list[list[str]]:
+    """One row per stage that ran with dynamic sampling (``analysis.curves``)."""
+    return [
+        [
+            d["stage"],
+            str(d["steps"]),
+            str(d["groups_generated"]),
+            f"{d['zero_std_generated']} ({fmt(d['frac_zero_std_generated'], 'pct')})",
+            str(d["zero_std_dropped"]),
+            f"{d['rounds_mean']:.2f} ({d['rounds_max']})",
+            str(d["unfilled_steps"]),
+            fmt(d["frac_zero_std_trained"], "pct"),
+        ]
+        for d in run.dynamic_sampling
+    ]
+
+
 def behaviour_row(name: str, b: dict[str, Any]) -> list[str]:
     if not b.get("completions"):
         return [name, "0"] + ["-"] * (len(BEHAVIOUR_COLUMNS) - 1)
@@ -120,6 +149,21 @@ def markdown(
             _md_table(header, stage_rows(run)) if run.stage_summary else "_no metrics recorded_",
             "",
         ]
+    if any(run.dynamic_sampling for run in runs):
+        parts += [
+            "## Dynamic sampling",
+            "",
+            "Groups whose rewards were all equal were dropped and the batch refilled from the "
+            "stage's next prompts; zero-std generated counts the groups before filtering, "
+            "zero-std trained is the mean share left in the trained batches (when a step ran "
+            "out of rounds).",
+            "",
+        ]
+        for run in runs:
+            if run.dynamic_sampling:
+                if len(runs) > 1:
+                    parts += [f"### {run.label}", ""]
+                parts += [_md_table(DYNAMIC_SAMPLING_HEADER, dynamic_sampling_rows(run)), ""]
     parts += ["## Training phases (SPEC §7.3)", ""]
     for run in runs:
         pre = f"**{run.label}**: " if len(runs) > 1 else ""
@@ -190,6 +234,13 @@ def terminal_summary(runs: Sequence[RunAnalysis], console: Any) -> None:
             t.add_row(*row)
         if run.stage_summary:
             console.print(t)
+        if run.dynamic_sampling:
+            d = Table(title=f"{run.label}: dynamic sampling", title_justify="left")
+            for col in DYNAMIC_SAMPLING_HEADER:
+                d.add_column(col, overflow="fold")
+            for row in dynamic_sampling_rows(run):
+                d.add_row(*row)
+            console.print(d)
         console.print(f"[bold]phases[/]: {run.verdict}")
         for p in run.phases:
             console.print(f"  {p.name}: steps {p.first_step}–{p.last_step} ({p.evidence})")

@@ -14,7 +14,13 @@ from typing import Any
 import numpy as np
 
 from analysis.behaviour import BehaviourTable, completion_features, summarize_group
-from analysis.curves import Curves, Phase, detect_phases, stage_summaries
+from analysis.curves import (
+    Curves,
+    Phase,
+    detect_phases,
+    dynamic_sampling_summary,
+    stage_summaries,
+)
 from curriculum import run_records as rr
 
 MAX_BUCKETS = 40  # points per behaviour curve
@@ -39,6 +45,7 @@ class RunAnalysis:
     overall_behaviour: dict[str, Any] = field(default_factory=dict)
     completion_stages: list[tuple[str, int, int]] = field(default_factory=list)
     events: list[Any] = field(default_factory=list)
+    dynamic_sampling: list[dict[str, Any]] = field(default_factory=list)  # per stage, if on
 
 
 def _read(path: Path, cls: type, what: str) -> list[Any]:
@@ -195,6 +202,7 @@ def analyse_run(run_dir: str | Path, label: str | None = None) -> RunAnalysis:
         phases=phases,
         verdict=verdict,
         events=events,
+        dynamic_sampling=dynamic_sampling_summary(curves),
     )
     if len(table):
         steps = np.array(table.step, dtype=np.int64)

@@ -31,6 +31,7 @@ from omegaconf.errors import OmegaConfBaseException
 from curriculum.schema import (
     ConfigError,
     DashboardConfig,
+    DynamicSamplingConfig,
     EvalConfig,
     ModelConfig,
     PromotionConfig,
@@ -46,6 +47,7 @@ from curriculum.validate import validate
 __all__ = [
     "ConfigError",
     "DashboardConfig",
+    "DynamicSamplingConfig",
     "EvalConfig",
     "ModelConfig",
     "PromotionConfig",

@@ -92,7 +92,7 @@ class StepMetrics:
     completion_length_min: float
     completion_length_max: float
     truncation_ratio: float  # completions that hit max_completion_length without EOS
-    frac_zero_std_groups: float  # groups whose rewards are all equal (no gradient)
+    frac_zero_std_groups: float  # trained groups whose rewards are all equal (no gradient)
     learning_rate: float
     temperature: float
     num_generations: int
@@ -108,6 +108,14 @@ class StepMetrics:
     top_answer_pattern_truth_share: float | None = None
     exact_format_ratio: float | None = None  # 1 - format_error_ratio under the strict scheme
     lenient_accuracy: float | None = None  # answer right, read in any format
+    # Dynamic sampling (stages.<name>.dynamic_sampling). frac_zero_std_groups above is the
+    # share of the trained batch; these count what the step generated before filtering.
+    # Records written before the feature load with the defaults (one round, nothing dropped).
+    zero_std_groups_dropped: int = 0  # zero-std groups generated and not trained on
+    generation_rounds: int = 1  # generation rounds of the step, its own included
+    groups_generated: int | None = None  # groups generated in all rounds, before filtering
+    zero_std_groups_generated: int | None = None  # zero-std groups among them
+    batch_filled: bool | None = None  # all trained groups had reward spread; None = off
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import Any
 __all__ = [
     "ConfigError",
     "DashboardConfig",
+    "DynamicSamplingConfig",
     "EvalConfig",
     "ModelConfig",
     "PromotionConfig",
@@ -143,6 +144,15 @@ class PromotionConfig:
 
 
 @dataclass
+class DynamicSamplingConfig:
+    """DAPO-style dynamic sampling: groups whose rewards are all equal are dropped and the
+    step's batch is refilled with groups of the stage's next prompts (off by default)."""
+
+    enabled: bool = False
+    max_rounds: int = 3  # generation rounds per step, the step's own included (1 = no refill)
+
+
+@dataclass
 class StageConfig:
     people: dict[int, float] = field(default_factory=dict)  # person count -> weight
     steps: int = 10
@@ -157,6 +167,7 @@ class StageConfig:
     learning_rate_scale: float = 1.0  # multiplies the run's LR curve inside this stage
     rewards: list[dict[str, Any]] | None = None  # null = the run's rewards
     promotion: PromotionConfig = field(default_factory=PromotionConfig)
+    dynamic_sampling: DynamicSamplingConfig = field(default_factory=DynamicSamplingConfig)
     dataset_size: int | None = None  # null = steps * prompts_per_step (each prompt once)
     depth: int = 2  # puzzle generator: statement nesting depth
     width: int = 2  # puzzle generator: operands per and/or

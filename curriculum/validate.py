@@ -257,6 +257,20 @@ def _check_stage(name: str, st: StageConfig, config: RunConfig, world_size: int)
         )
     _need(p.window >= 1, f"{k}.promotion.window is {p.window}; it must be >= 1")
     _need(p.min_steps >= 0, f"{k}.promotion.min_steps is {p.min_steps}; it must be >= 0")
+    ds = st.dynamic_sampling
+    _need(
+        ds.max_rounds >= 1,
+        f"{k}.dynamic_sampling.max_rounds is {ds.max_rounds}; use >= 1 (generation rounds per "
+        "step, the step's own included; 1 = drop zero-std groups without refilling)",
+    )
+    # The refill picks whole groups out of the batch; with several processes a group's
+    # completions are spread over them (TRL gathers the rewards), so a pick would need a
+    # cross-process reshuffle of every tensor.
+    _need(
+        not ds.enabled or world_size == 1,
+        f"{k}.dynamic_sampling needs one training process, but world_size is {world_size}; "
+        f"set {k}.dynamic_sampling.enabled=false or launch one process",
+    )
     batch_plan(config, name, world_size=world_size)
 
 

@@ -3,7 +3,9 @@
 * ``BatchRecorder`` + ``RecordingReward``: every reward function TRL calls is wrapped so
   its outputs are kept, and the first wrapper of a batch also scores the batch once with
   the strict ``logic_rl`` scheme (``rewards.score``), whatever rewards train the model, so
-  format-error / accuracy figures compare across reward configurations.
+  format-error / accuracy figures compare across reward configurations. With dynamic
+  sampling a step scores several rounds; the recorder keeps the last ``keep`` of them and
+  the step's figures describe its own prompts (the first round), as with it off.
 * ``KKRunCallback``: at each step start sets the scheduled temperature (``stages.temperature``);
   at each step end asks for a checkpoint every ``run.checkpoint_every`` steps; at each log
   writes one ``StepMetrics`` and ``run.samples_per_step`` ``CompletionSample`` records, runs the
@@ -17,7 +19,7 @@ import math
 import random
 import shutil
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,7 @@ from transformers import TrainerCallback
 from curriculum import run_records as rr
 from curriculum.promotion import should_promote
 from kk_puzzles.io import json_or_value
+from stages.dynamic_sampling import group_has_signal, groups_with_signal
 from stages.temperature import set_temperature
 
 PUZZLE_COLUMNS = ("names", "solution", "knight_knave", "solution_text_format")
@@ -66,12 +69,17 @@ class Batch:
 
 
 class BatchRecorder:
-    """Keeps the latest batch TRL scored: completions, puzzle columns, Scores, reward outputs."""
+    """Keeps the latest batches TRL scored: completions, puzzle columns, Scores, reward outputs.
 
-    def __init__(self, *, prefilled_think: bool, weights: dict[str, float]) -> None:
+    ``keep``: how many batches are kept (a step of dynamic sampling scores up to
+    ``max_rounds`` of them); ``latest`` is the last one.
+    """
+
+    def __init__(self, *, prefilled_think: bool, weights: dict[str, float], keep: int = 1) -> None:
         self.prefilled_think = prefilled_think
         self.weights = dict(weights)
         self.latest: Batch | None = None
+        self.recent: deque[Batch] = deque(maxlen=max(1, keep))
         self.count = 0
 
     def begin(
@@ -95,14 +103,23 @@ class BatchRecorder:
         prompt_texts = [prompt_text(p) for p in (prompts or [""] * n)]
         self.count += 1
         self.latest = Batch(texts, puzzles, ids, people, prompt_texts, scores, {}, self.count)
+        self.recent.append(self.latest)
+
+    def step_batch(self, rounds: int = 1) -> Batch | None:
+        """The first of the last ``rounds`` batches: a step's own prompts when it took
+        ``rounds`` generation rounds (``latest`` when fewer are kept)."""
+        if 1 <= rounds <= len(self.recent):
+            return self.recent[-rounds]
+        return self.latest
 
     def add_rewards(self, name: str, values: Sequence[Any]) -> None:
         if self.latest is not None:
             self.latest.rewards[name] = [math.nan if v is None else float(v) for v in values]
 
-    def totals(self) -> list[float]:
-        """Weighted reward per completion (as TRL sums them), NaN-skipping."""
-        batch = self.latest
+    def totals(self, batch: Batch | None = None) -> list[float]:
+        """Weighted reward per completion of ``batch`` (default ``latest``), as TRL sums
+        them, NaN-skipping."""
+        batch = self.latest if batch is None else batch
         if batch is None or not batch.rewards:
             return []
         n = len(batch.completions)
@@ -143,12 +160,7 @@ def zero_std_group_fraction(totals: Sequence[float], group_size: int) -> float |
     if group_size < 1 or not totals or len(totals) % group_size:
         return None
     groups = [totals[i : i + group_size] for i in range(0, len(totals), group_size)]
-    flat = 0
-    for g in groups:
-        vals = [v for v in g if not math.isnan(v)]
-        if not vals or max(vals) - min(vals) < 1e-9:
-            flat += 1
-    return flat / len(groups)
+    return sum(not group_has_signal(g) for g in groups) / len(groups)
 
 
 def batch_statistics(batch: Batch, prefilled_think: bool) -> dict[str, Any]:
@@ -280,21 +292,29 @@ class KKRunCallback(TrainerCallback):
 
     # -- records ---------------------------------------------------------------------------
     def _metrics(self, step: int, logs: dict[str, Any], args: Any) -> rr.StepMetrics:
-        batch = self.recorder.latest
+        fill = getattr(self.trainer, "kk_last_fill", None)  # set when dynamic sampling is on
+        batch = self.recorder.step_batch(fill.rounds if fill is not None else 1)
         num_gen = int(args.num_generations)
         stats: dict[str, Any] = {}
         frac_zero = _f(logs.get("frac_reward_zero_std"))
+        groups = self._groups(batch, num_gen, fill)
         if batch is not None:
             stats = batch_statistics(batch, self.prefilled_think)
-            own = zero_std_group_fraction(self.recorder.totals(), num_gen)
+            own = zero_std_group_fraction(self.recorder.totals(batch), num_gen)
             if own is not None:
                 frac_zero = own
+        if fill is not None:
+            frac_zero = fill.frac_zero_std_trained  # the batch trained on, not the one seen
         rewards_means = {
             key[len("rewards/") : -len("/mean")]: float(v)
             for key, v in logs.items()
             if key.startswith("rewards/") and key.endswith("/mean") and v is not None
         }
         n_completions = len(batch.completions) if batch is not None else 0
+        if fill is not None:
+            # Every round's completions took the step's time; their mean length is taken to
+            # be the step's own (the refill rounds' lengths are not logged).
+            n_completions = fill.groups_generated * num_gen
         mean_len = _f(logs.get("completions/mean_length")) or 0.0
         secs = self._step_seconds
         tps = (
@@ -332,11 +352,28 @@ class KKRunCallback(TrainerCallback):
             top_answer_pattern_truth_share=stats.get("top_answer_pattern_truth_share"),
             exact_format_ratio=stats.get("exact_format_ratio"),
             lenient_accuracy=stats.get("lenient_accuracy"),
+            **groups,
         )
+
+    def _groups(self, batch: Batch | None, num_gen: int, fill: Any) -> dict[str, Any]:
+        """The dynamic-sampling fields of StepMetrics (with it off: one round, no drops)."""
+        if fill is not None:
+            return {
+                "zero_std_groups_dropped": int(fill.zero_std_dropped),
+                "generation_rounds": int(fill.rounds),
+                "groups_generated": int(fill.groups_generated),
+                "zero_std_groups_generated": int(fill.zero_std_generated),
+                "batch_filled": bool(fill.filled),
+            }
+        totals = self.recorder.totals(batch) if batch is not None else []
+        if not totals or len(totals) % num_gen:
+            return {}
+        flags = groups_with_signal(totals, num_gen)
+        return {"groups_generated": len(flags), "zero_std_groups_generated": flags.count(False)}
 
     def _write(self, metrics: rr.StepMetrics, step: int) -> rr.CompletionSample | None:
         run_dir = self.ctx.run_dir
-        batch = self.recorder.latest
+        batch = self.recorder.step_batch(metrics.generation_rounds)
         if not self.ctx.is_main:
             return None
         rr.append_record(run_dir / rr.METRICS_FILE, metrics)

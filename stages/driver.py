@@ -310,7 +310,8 @@ class Driver:
         )
         specs = stage_cfg.rewards if stage_cfg.rewards is not None else config.rewards
         funcs, weights = build_reward_funcs(specs, prefill_think)
-        recorder = BatchRecorder(prefilled_think=prefill_think, weights=weights)
+        rounds = args.max_generation_rounds  # dynamic sampling: None = off
+        recorder = BatchRecorder(prefilled_think=prefill_think, weights=weights, keep=rounds or 1)
         wrapped = [RecordingReward(f, recorder, first=i == 0) for i, f in enumerate(funcs)]
         callback = KKRunCallback(
             ctx,
@@ -331,6 +332,7 @@ class Driver:
             lr_at=lambda step: run_learning_rate(config, step, bounds),
             ref_model_path=str(self.base_path) if float(args.beta) != 0.0 else None,
             weights_loaded_from=str(start_ckpt) if start_ckpt is not None else None,
+            max_generation_rounds=rounds,
         )
         quiet_trainer(trainer)
         callback.trainer = trainer

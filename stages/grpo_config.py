@@ -10,7 +10,8 @@ field of the same name, or recorded in a ``kk_`` field (``lr_schedule``, ``lr_fl
 ``curriculum.schedules.run_learning_rate``; ``max_prompt_length``: TRL 1.16 has none, so the
 driver filters prompts by ``kk_max_prompt_length``). The callback anneals the temperature by
 ``KKGRPOConfig.stage_temperature`` (the ``kk_temperature_*`` fields) and checkpoints every
-``kk_checkpoint_every`` steps.
+``kk_checkpoint_every`` steps; the driver hands ``max_generation_rounds`` (the
+``kk_dynamic_sampling*`` fields) to the trainer.
 
 Three deliberate differences from TRL defaults, so a stage is one step per global step:
 
@@ -65,6 +66,15 @@ class KKGRPOConfig(GRPOConfig):
     kk_checkpoint_every: int = field(default=0, metadata={"help": "Steps between checkpoints."})
     kk_keep_checkpoints: int = field(default=2, metadata={"help": "step-<N> checkpoints kept."})
     kk_samples_per_step: int = field(default=1, metadata={"help": "Completions logged per step."})
+    kk_dynamic_sampling: bool = field(default=False, metadata={"help": "Refill zero-std groups."})
+    kk_dynamic_sampling_max_rounds: int = field(
+        default=1, metadata={"help": "Generation rounds per step with dynamic sampling."}
+    )
+
+    @property
+    def max_generation_rounds(self) -> int | None:
+        """``KKGRPOTrainer``'s ``max_generation_rounds``: None when dynamic sampling is off."""
+        return self.kk_dynamic_sampling_max_rounds if self.kk_dynamic_sampling else None
 
     def stage_temperature(self, stage_step: int) -> float:
         """The sampling temperature scheduled for ``stage_step`` (1-based) of this stage."""
@@ -219,6 +229,8 @@ def build_grpo_config(
         kk_checkpoint_every=int(config.run.checkpoint_every),
         kk_keep_checkpoints=int(config.run.keep_checkpoints),
         kk_samples_per_step=int(config.run.samples_per_step),
+        kk_dynamic_sampling=bool(stage.dynamic_sampling.enabled),
+        kk_dynamic_sampling_max_rounds=int(stage.dynamic_sampling.max_rounds),
     )
     if not _has_accelerator():
         kwargs["use_cpu"] = True  # lets bf16 run on CPU instead of failing the GPU check

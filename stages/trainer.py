@@ -11,31 +11,64 @@ the optimizer state (AdamW moments), the RNG state and the LR scheduler carry on
 * the reference model of the KL term is loaded from ``ref_model_path`` (the base model), not
   from the folder the policy came from (the previous stage's checkpoint);
 * ``weights_loaded_from``: the policy is already in memory, so resuming does not load it twice;
+* a resume inside a stage restores the checkpoint's RNG state again right before its first
+  generation, so the resumed steps sample what the uninterrupted run sampled (transformers
+  restores it when the epoch starts, and the data loader then draws its seed from it, a
+  draw the uninterrupted run made at the stage start);
 * TRL's fused log-prob head is checked (``stages.temperature.check_fused_heads``): the
-  temperature schedule must reach it.
+  temperature schedule must reach it;
+* dynamic sampling (``max_generation_rounds``, from ``stages.<name>.dynamic_sampling``): the
+  step's generation, TRL's ``_generate_and_score_completions``, runs again for the stage's
+  next prompts until the batch holds no zero-std group (``stages.dynamic_sampling`` has the
+  rules). It is the one place to refill: ``_prepare_inputs`` calls it once per generation
+  batch and buffers the result for ``steps_per_generation`` micro-batches, so the batch
+  size, the step count and the LR schedule never see the extra rounds. The rewards come
+  from ``_calculate_rewards``, and a refill round's entries in ``_metrics`` are removed, so
+  TRL logs what the step's own prompts gave, as without dynamic sampling. These internals are
+  checked when the trainer is built (``check_dynamic_sampling_hooks``).
 """
 
 from __future__ import annotations
 
+import inspect
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch.optim.lr_scheduler import LambdaLR
+from transformers import TrainerState
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from trl import GRPOTrainer
 from trl.trainer.grpo_trainer import RepeatSampler
 
-from stages.temperature import check_fused_heads
+from stages.dynamic_sampling import (
+    FillPlan,
+    UnknownOutputKey,
+    groups_with_signal,
+    merge_round_outputs,
+    plan_fill,
+    refill_rows,
+)
+from stages.errors import RunSetupError
+from stages.temperature import TrlInternalsError, check_fused_heads
 
-__all__ = ["KKGRPOTrainer", "quiet_trainer"]
+__all__ = ["ROW_COLUMN", "KKGRPOTrainer", "check_dynamic_sampling_hooks", "quiet_trainer"]
+
+# Dataset column with each row's position, added when dynamic sampling is on: a refill
+# round continues after the batch's last row. Removed before TRL sees a row, so reward
+# functions get the columns they always got.
+ROW_COLUMN = "kk_dataset_row"
 
 
 class KKGRPOTrainer(GRPOTrainer):
     """``GRPOTrainer`` with the run's LR curve over the global step and chain-friendly resume.
 
     ``lr_at(global_step) -> float`` is the learning rate at a 1-based global step (None: the
-    constant ``args.learning_rate``).
+    constant ``args.learning_rate``). ``max_generation_rounds`` turns dynamic sampling on
+    with that many generation rounds per step (None: off, TRL's generation as it is); the
+    last step's ``FillPlan`` is then ``kk_last_fill``.
     """
 
     def __init__(
@@ -44,10 +77,25 @@ class KKGRPOTrainer(GRPOTrainer):
         lr_at: Callable[[int], float] | None = None,
         ref_model_path: str | None = None,
         weights_loaded_from: str | None = None,
+        max_generation_rounds: int | None = None,
         **kwargs: Any,
     ) -> None:
         self._kk_lr_at = lr_at
         self._kk_weights_from = weights_loaded_from
+        self._kk_max_rounds = max_generation_rounds
+        self._kk_round_rewards: torch.Tensor | None = None
+        self._kk_rng_from: str | None = None  # checkpoint whose RNG state the next step loads
+        self.kk_last_fill: FillPlan | None = None
+        if max_generation_rounds is not None:
+            if max_generation_rounds < 1:
+                raise ValueError(f"max_generation_rounds is {max_generation_rounds}; use >= 1")
+            dataset = kwargs.get("train_dataset")
+            if dataset is None or not hasattr(dataset, "add_column"):
+                raise RunSetupError(
+                    "dynamic sampling needs train_dataset= as a datasets.Dataset (a refill "
+                    "reads the stage's next rows by position)"
+                )
+            kwargs["train_dataset"] = dataset.add_column(ROW_COLUMN, list(range(len(dataset))))
         model = kwargs.get("model", args[0] if args else None)
         original = None
         if ref_model_path is not None and hasattr(model, "config"):
@@ -60,6 +108,8 @@ class KKGRPOTrainer(GRPOTrainer):
             if original is not None:
                 model.config._name_or_path = original
         check_fused_heads(self)
+        if max_generation_rounds is not None:
+            check_dynamic_sampling_hooks(self)
 
     def _lr_factor(self, global_step: int) -> float:
         """``lr_at(global_step)`` as a multiple of ``args.learning_rate`` (what LambdaLR wants)."""
@@ -108,6 +158,26 @@ class KKGRPOTrainer(GRPOTrainer):
             return  # same weights already in memory
         super()._load_from_checkpoint(resume_from_checkpoint, model)
 
+    def train(self, resume_from_checkpoint: Any = None, *args: Any, **kwargs: Any) -> Any:
+        self._kk_rng_from = None
+        if isinstance(resume_from_checkpoint, str | Path):
+            first = getattr(self.args, "kk_first_step", None)
+            state = Path(resume_from_checkpoint) / "trainer_state.json"
+            # Inside the stage only: a stage starting from the previous stage's checkpoint
+            # makes the data loader's draw in an uninterrupted run too, so it stays as it was.
+            if first is not None and state.is_file():
+                if TrainerState.load_from_json(str(state)).global_step >= int(first):
+                    self._kk_rng_from = str(resume_from_checkpoint)
+        return super().train(resume_from_checkpoint, *args, **kwargs)
+
+    def training_step(self, model: Any, inputs: Any, num_items_in_batch: Any = None) -> Any:
+        if self._kk_rng_from is not None:
+            # After the data loader's seed draw, before the first resumed generation: where
+            # the uninterrupted run's RNG stood when the checkpoint was saved.
+            self._load_rng_state(self._kk_rng_from)
+            self._kk_rng_from = None
+        return super().training_step(model, inputs, num_items_in_batch)
+
     def _get_train_sampler(self, dataset: Any = None) -> Any:
         if dataset is None:
             dataset = self.train_dataset
@@ -118,6 +188,155 @@ class KKGRPOTrainer(GRPOTrainer):
             repeat_count=self.num_iterations * self.args.steps_per_generation,
             shuffle=False,
             seed=self.args.seed,
+        )
+
+    # -- dynamic sampling ------------------------------------------------------------------
+    def _calculate_rewards(
+        self, inputs: Any, prompts: Any, completions: Any, completion_ids_list: Any
+    ) -> Any:
+        rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        self._kk_round_rewards = rewards  # (completions, reward functions), gathered
+        return rewards
+
+    def _generate_and_score_completions(self, inputs: Any) -> dict[str, Any]:
+        if self._kk_max_rounds is None:
+            return super()._generate_and_score_completions(inputs)
+        if not self.model.training:  # evaluation batches are scored, never filtered
+            return super()._generate_and_score_completions([_without_row(x) for x in inputs])
+        return self._generate_filled_batch(inputs)
+
+    def _generate_filled_batch(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        """The generation batch of ``inputs`` with its zero-std groups replaced (see
+        ``stages.dynamic_sampling``); ``kk_last_fill`` records the plan."""
+        size = int(self.num_generations)
+        needed = len(inputs) // size
+        dataset = self.train_dataset
+        outputs: list[dict[str, Any]] = []
+        last_row = [int(inputs[-1][ROW_COLUMN])]
+
+        def generate_round(round_index: int, prompts: int) -> list[bool]:
+            batch = inputs
+            if round_index > 0:
+                rows = refill_rows(last_row[0], prompts, len(dataset))
+                last_row[0] = rows[-1]
+                # one copy per completion, consecutive: the layout TRL's RepeatSampler gives
+                batch = [dataset[row] for row in rows for _ in range(size)]
+            output, totals = self._score_round(
+                [_without_row(x) for x in batch], refill=round_index > 0
+            )
+            outputs.append(output)
+            return groups_with_signal(totals, size)
+
+        plan = plan_fill(needed, int(self._kk_max_rounds or 1), generate_round)
+        self.kk_last_fill = plan
+        if plan.picks == tuple((0, g) for g in range(needed)):
+            return outputs[0]  # the step's own groups, as TRL made them
+        tok = self.processing_class
+        pad_id = getattr(tok, "pad_token_id", None)
+        if pad_id is None:
+            pad_id = tok.tokenizer.pad_token_id  # a processor wraps its tokenizer
+        try:
+            merged = merge_round_outputs(outputs, plan.picks, size, int(pad_id))
+        except UnknownOutputKey as err:
+            import trl
+
+            raise TrlInternalsError(
+                f"trl {trl.__version__}: dynamic sampling cannot merge the generation output "
+                f"key {err.args[0]!r} (multimodal or new in this TRL); turn "
+                "stages.<name>.dynamic_sampling off, kk-rl is written for trl 1.16.0"
+            ) from None
+        mask = merged["completion_mask"]
+        if "tool_mask" in merged:
+            mask = mask * merged["tool_mask"]
+        # What TRL's loss normalisation divides by: the tokens of the batch trained on.
+        merged["num_items_in_batch"] = self.accelerator.gather(mask.sum()).sum()
+        return merged
+
+    def _score_round(
+        self, batch: list[dict[str, Any]], *, refill: bool
+    ) -> tuple[dict[str, Any], list[float]]:
+        """TRL's generation and scoring of ``batch``, and each completion's weighted reward
+        (as TRL sums them; NaN where no reward function scored it)."""
+        logged = self._metrics["train"]
+        lengths = {key: len(values) for key, values in logged.items()}
+        self._kk_round_rewards = None
+        output = super()._generate_and_score_completions(batch)
+        rewards = self._kk_round_rewards
+        if refill:
+            # TRL logs the step's own prompts only, as with dynamic sampling off: a refill
+            # round's rewards, lengths and clip ratio would mix in other steps' prompts.
+            for key in list(logged):
+                if key in lengths:
+                    del logged[key][lengths[key] :]
+                else:
+                    del logged[key]
+        if rewards is None or rewards.shape[0] != len(batch):
+            import trl
+
+            raise TrlInternalsError(
+                f"trl {trl.__version__}: _generate_and_score_completions did not score the "
+                f"batch through _calculate_rewards ({len(batch)} completions); dynamic "
+                "sampling cannot see the rewards; kk-rl is written for trl 1.16.0"
+            )
+        weights = self.reward_weights.to(rewards.device).unsqueeze(0)
+        totals = (rewards * weights).nansum(dim=1)
+        totals[torch.isnan(rewards).all(dim=1)] = math.nan
+        return output, [float(v) for v in totals.tolist()]
+
+
+def _without_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != ROW_COLUMN}
+
+
+def _code_names(fn: Any) -> set[str]:
+    code = getattr(inspect.unwrap(fn), "__code__", None)
+    return set(code.co_names) if code is not None else set()
+
+
+def _params(fn: Any) -> list[str]:
+    return list(inspect.signature(inspect.unwrap(fn)).parameters)
+
+
+def check_dynamic_sampling_hooks(trainer: Any) -> None:
+    """Raise ``TrlInternalsError`` (one line, naming the TRL version) unless TRL's
+    ``GRPOTrainer`` has the internals dynamic sampling builds on, and a ``RunSetupError``
+    when the trainer runs in more than one process."""
+    found: list[str] = []
+    if "_generate_and_score_completions" not in _code_names(GRPOTrainer._prepare_inputs):
+        found.append("_prepare_inputs does not call _generate_and_score_completions")
+    if "_calculate_rewards" not in _code_names(GRPOTrainer._generate_and_score_completions):
+        found.append("_generate_and_score_completions does not call _calculate_rewards")
+    if _params(GRPOTrainer._generate_and_score_completions) != ["self", "inputs"]:
+        found.append("_generate_and_score_completions is not (self, inputs)")
+    want = ["self", "inputs", "prompts", "completions", "completion_ids_list"]
+    if _params(GRPOTrainer._calculate_rewards) != want:
+        found.append(f"_calculate_rewards is not ({', '.join(want)})")
+    weights = getattr(trainer, "reward_weights", None)
+    if not isinstance(weights, torch.Tensor) or len(weights) != len(trainer.reward_funcs):
+        found.append("reward_weights is not a tensor with one weight per reward function")
+    metrics = getattr(trainer, "_metrics", None)
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("train"), dict):
+        found.append("_metrics['train'] is not a dict of logged lists")
+    if not isinstance(getattr(trainer, "num_generations", None), int):
+        found.append("num_generations is not an int")
+    if getattr(trainer.args, "remove_unused_columns", False):
+        # Not TRL's doing but a setting: the row column must reach _prepare_inputs.
+        raise RunSetupError(
+            "dynamic sampling needs remove_unused_columns=False (the dataset row of each "
+            "prompt must reach the trainer); remove it from train.extra"
+        )
+    if found:
+        import trl
+
+        raise TrlInternalsError(
+            f"trl {trl.__version__}: dynamic sampling relies on GRPOTrainer internals that "
+            f"differ here ({found[0]}); kk-rl is written for trl 1.16.0 (pyproject.toml)"
+        )
+    processes = int(getattr(trainer.accelerator, "num_processes", 1))
+    if processes != 1:
+        raise RunSetupError(
+            f"dynamic sampling needs one training process, this run has {processes}; "
+            "set stages.<name>.dynamic_sampling.enabled=false or launch one process"
         )
 
 

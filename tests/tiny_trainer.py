@@ -80,8 +80,10 @@ def make_tiny_trainer(
     callbacks: list[Any] | None = None,
     extra_args: dict[str, Any] | None = None,
     trainer_kwargs: dict[str, Any] | None = None,
+    reward_funcs: list[Any] | None = None,
 ) -> Any:
-    """A ready ``GRPOTrainer`` (or ``trainer_cls``) on the tiny random model."""
+    """A ready ``GRPOTrainer`` (or ``trainer_cls``) on the tiny random model; ``reward_funcs``
+    replaces the default ``logic_rl_format`` reward."""
     from trl import GRPOConfig, GRPOTrainer
 
     from kk_puzzles import generate
@@ -116,7 +118,7 @@ def make_tiny_trainer(
         optim="adamw_torch",
         **(extra_args or {}),
     )
-    rewards = build_rewards([{"name": "logic_rl_format", "prefilled_think": True}])
+    rewards = reward_funcs or build_rewards([{"name": "logic_rl_format", "prefilled_think": True}])
     cls = trainer_cls or GRPOTrainer
     return cls(
         model=model,

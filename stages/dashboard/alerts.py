@@ -52,6 +52,7 @@ ALERT_KEYS = (
     "nan_loss",
     "zero_loss",
     "zero_std",
+    "unfilled_batch",
     "truncation",
     "format_rising",
     "length_collapse",
@@ -71,6 +72,9 @@ class AlertThresholds:
     # Fraction of groups whose rewards are all equal (no GRPO gradient).
     zero_std_ratio: float = 0.9
     zero_std_steps: int = 3
+    # Dynamic sampling reached max_rounds with zero-std groups left in the batch, for this
+    # many consecutive steps.
+    unfilled_steps: int = 1
     # Fraction of completions that hit max_completion_length without EOS.
     truncation_ratio: float = 0.5
     truncation_steps: int = 1
@@ -218,6 +222,14 @@ _TEXT: dict[str, tuple[str, str, str, str]] = {
         "raise temperature or num_generations, add partial format credit (tag counts), or "
         "change the puzzle mix so that some answers differ.",
     ),
+    "unfilled_batch": (
+        "warning",
+        "dynamic sampling could not fill the batch",
+        "Dynamic sampling ran out of generation rounds before it found enough prompts whose "
+        "completions got different rewards, so part of the step's batch teaches nothing.",
+        "raise stages.<name>.dynamic_sampling.max_rounds, raise temperature or "
+        "num_generations, or move the stage's puzzle mix to ones the model sometimes solves.",
+    ),
     "truncation": (
         "warning",
         "truncated completions",
@@ -343,6 +355,16 @@ def check_alerts(history: Sequence[StepMetrics], thresholds: AlertThresholds) ->
             "zero_std",
             f"{last.frac_zero_std_groups:.0%} of groups had zero reward std "
             f"(>= {t.zero_std_ratio:.0%} for {t.zero_std_steps} steps)",
+        )
+
+    recent = _tail(history, t.unfilled_steps)
+    if len(recent) == t.unfilled_steps and all(m.batch_filled is False for m in recent):
+        seen = last.zero_std_groups_generated
+        add(
+            "unfilled_batch",
+            f"{last.frac_zero_std_groups:.0%} of the trained groups had zero reward std after "
+            f"{last.generation_rounds} generation rounds ({seen} of {last.groups_generated} "
+            f"generated groups zero-std, {last.zero_std_groups_dropped} dropped)",
         )
 
     recent = _tail(history, t.truncation_steps)

@@ -20,6 +20,7 @@ from stages.dashboard.formatting import (
 from stages.dashboard.state import RunView
 
 __all__ = [
+    "dynamic_sampling_text",
     "event_line",
     "plain_step_line",
     "run_start_line",
@@ -83,6 +84,19 @@ def event_line(ev: RunEvent) -> str:
     return f"== {ev.kind} at step {ev.global_step}: {ev.message} =="
 
 
+def dynamic_sampling_text(m: StepMetrics) -> str:
+    """`` (Z/G zero-std seen, D dropped, R rounds[, unfilled])`` for a step of dynamic
+    sampling (its ``zero_std`` figure is the trained batch's); empty with it off."""
+    if m.batch_filled is None:
+        return ""
+    seen = f"{m.zero_std_groups_generated}/{m.groups_generated}"
+    unfilled = "" if m.batch_filled else ", unfilled"
+    return (
+        f" ({seen} zero-std seen, {m.zero_std_groups_dropped} dropped, "
+        f"{m.generation_rounds} rounds{unfilled})"
+    )
+
+
 def plain_step_line(view: RunView, m: StepMetrics) -> str:
     """The one log line per step of plain mode (same facts as the metrics panel)."""
     st = view.stats.get(m.stage)
@@ -98,7 +112,8 @@ def plain_step_line(view: RunView, m: StepMetrics) -> str:
         f"| correct {num(m.all_correct_ratio)} fmt_err {num(m.format_error_ratio)} "
         f"wrong {num(m.wrong_answer_ratio)} unparsed {num(m.unparsed_ratio)} "
         f"| len {num(m.completion_length_mean, '.1f')} max {num(m.completion_length_max, '.0f')} "
-        f"trunc {num(m.truncation_ratio)} zero_std {num(m.frac_zero_std_groups)} "
+        f"trunc {num(m.truncation_ratio)} zero_std {num(m.frac_zero_std_groups)}"
+        f"{dynamic_sampling_text(m)} "
         f"| kl {num(m.kl, '.4g')} ent {num(m.entropy)} loss {num(m.loss, '.4g')} "
         f"| lr {sci(m.learning_rate)} T {num(m.temperature, '.2f')} "
         f"| {num(m.tokens_per_second, '.0f')} tok/s {num(m.step_seconds, '.2f')} s/step "

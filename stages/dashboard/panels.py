@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 
 from rich.text import Text
 
-from curriculum.run_records import CompletionSample
+from curriculum.run_records import CompletionSample, StepMetrics
 from stages.dashboard.formatting import (
     at_least,
     duration,
@@ -30,6 +31,7 @@ from stages.dashboard.widgets import bar, columns, fit_lines, sparkline
 __all__ = [
     "alert_lines",
     "completion_lines",
+    "dynamic_sampling_cells",
     "events_line",
     "header_text",
     "history_lines",
@@ -190,6 +192,7 @@ def metric_cells(view: RunView) -> list[tuple[str, Text]]:
             "zero-std grp",
             v(pct(m.frac_zero_std_groups), at_least(m.frac_zero_std_groups, t.zero_std_ratio)),
         ),
+        *dynamic_sampling_cells(m, v),
         ("KL", v(num(m.kl, ".4g"), nonfinite(m.kl) or (m.kl or 0.0) >= t.kl_max)),
         ("entropy", v(num(m.entropy, ".3f"), nonfinite(m.entropy))),
         ("LR", v(sci(m.learning_rate))),
@@ -205,6 +208,22 @@ def metric_cells(view: RunView) -> list[tuple[str, Text]]:
             ("exact format", v(pct(m.exact_format_ratio))),
         ]
     return cells
+
+
+def dynamic_sampling_cells(m: StepMetrics, v: Callable[..., Text]) -> list[tuple[str, Text]]:
+    """With dynamic sampling on: the zero-std share of the groups generated before filtering,
+    and the groups dropped / generation rounds (red when the batch could not be filled)."""
+    if m.batch_filled is None:
+        return []
+    gen, zero = m.groups_generated, m.zero_std_groups_generated
+    seen = pct(zero / gen) if gen and zero is not None else "–"
+    return [
+        ("zero-std gen", v(f"{seen} of {gen}")),
+        (
+            "dropped/rnds",
+            v(f"{m.zero_std_groups_dropped} / {m.generation_rounds}", not m.batch_filled),
+        ),
+    ]
 
 
 def metric_lines(view: RunView) -> list[Text]:
