@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     if args.eval_n:
-        results = measure_base(args.out, n=args.eval_n, people=people,
+        results = measure_base(args.out, n=args.eval_n, people=people, cast=cfg["cast"],
                                progress=lambda c, row: print(json.dumps({"people": c, **row}), flush=True))  # fmt: skip
     manifest_file = Path(args.out) / "manifest.json"
     if results is not None and args.measure_only and manifest_file.is_file():
