@@ -164,8 +164,8 @@ def heldout_description(
     ev = config.eval
     cast = puzzle_cast(config) if cast is None else cast
     names = (
-        "people named by a fixed cast, the pool's first names in order (the tiny model cannot "
-        "copy names from the quiz)"
+        "people named by a fixed cast, the pool's first names in order, since the tiny model "
+        "cannot copy names from the quiz"
         if cast == "fixed"
         else "names drawn from the pool"
     )
