@@ -106,9 +106,6 @@ def ship(
     The manifest holds the command, the resolved config, steps, tokens, measurements and
     the sha256 of the weights; ``ensure_base_model`` uses the folder when the config matches.
     """
-    import shutil
-    import tempfile
-
     import torch
 
     src, dest = Path(src), Path(dest)
