@@ -15,8 +15,10 @@
 Where the stages start and end comes from ``stages.planning`` (``curriculum.schedules``'s
 stage bounds over the steps ``state.json`` records), so an early promotion moves every later
 stage, its LR and its step range in ``run.json``. ``--resume`` continues from ``state.json``'s
-last checkpoint: metrics written after it are dropped, the stage's used prompts are skipped,
-and the run ends at the same global step as an uninterrupted one.
+last checkpoint: metrics and events written after it are dropped, the stage's used prompts
+are skipped, and the run ends at the same global step as an uninterrupted one. A stage end
+and its checkpoint are committed by one ``state.json`` write (``RunContext.adopt_checkpoint``),
+so a kill -9 anywhere leaves the stage ended or not, never half of it.
 """
 
 from __future__ import annotations
@@ -43,7 +45,13 @@ from curriculum.data import heldout_records, stage_dataset_records, stage_seed
 from curriculum.schedules import run_learning_rate
 from curriculum.state import CurriculumState, StateError
 from stages.callbacks import BatchRecorder, KKRunCallback, RecordingReward
-from stages.checkpoints import checkpoint_step, find_resume_checkpoint, truncate_records
+from stages.checkpoints import (
+    checkpoint_step,
+    copy_checkpoint,
+    find_resume_checkpoint,
+    recover_checkpoints,
+    truncate_records,
+)
 from stages.dashboard.alerts import AlertThresholds, AlertTracker, alert_event, check_alerts
 from stages.errors import RunInterrupted, RunSetupError
 from stages.evaluation.report import write_report
@@ -170,6 +178,7 @@ class Driver:
         if self.ctx.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / rr.CHECKPOINTS_DIR).mkdir(exist_ok=True)
+            recover_checkpoints(run_dir / rr.CHECKPOINTS_DIR)  # a replace killed half-way
             # Leftovers of a save that was killed half-way: never adopted, safe to drop.
             shutil.rmtree(run_dir / rr.CHECKPOINTS_DIR / TRAINER_DIR, ignore_errors=True)
             if not self.resume:
@@ -203,10 +212,10 @@ class Driver:
             ctx.event("resume", None, "resume: no checkpoint yet, starting from the base model")
             return None
         step = checkpoint_step(ckpt) or 0
-        dropped = truncate_records(self.run_dir, step) if ctx.is_main else 0
-        ctx.history = [m for m in rr.read_metrics(self.run_dir) if m.global_step <= step]
         # Forget what happened after the checkpoint: it will happen again.
         state.stage_ends = {k: v for k, v in state.stage_ends.items() if v <= step}
+        dropped = truncate_records(self.run_dir, step, state.stage_ends) if ctx.is_main else 0
+        ctx.history = [m for m in rr.read_metrics(self.run_dir) if m.global_step <= step]
         state.stage_starts = {k: v for k, v in state.stage_starts.items() if v <= step + 1}
         state.completed_stages = [n for n in state.completed_stages if n in state.stage_ends]
         state.global_step = step
@@ -285,9 +294,14 @@ class Driver:
         ctx.save_state()
         first, last = state.bounds_of(name)
         done_in_stage = start_step - first + 1  # > 0 when resuming inside the stage
-        if start_step >= last or (start_ckpt is not None and start_ckpt.name == f"stage-{name}"):
+        promoted = self._promoted_at(name, start_step) if done_in_stage > 0 else None
+        if (
+            start_step >= last
+            or promoted
+            or (start_ckpt is not None and start_ckpt.name == f"stage-{name}")
+        ):
             # The checkpoint already ends the stage (killed before the stage end was recorded).
-            self._finish_stage(name, None, start_step, start_ckpt)
+            self._finish_stage(name, None, start_step, start_ckpt, promoted=promoted)
             return
 
         args = build_grpo_config(
@@ -367,26 +381,7 @@ class Driver:
     ) -> None:
         ctx, state = self.ctx, self.ctx.state
         target = f"stage-{name}"
-        if trainer is not None:
-            same_step = self.run_dir / rr.CHECKPOINTS_DIR / f"step-{step}"
-            if checkpoint_step(same_step) == step:
-                ctx.adopt_checkpoint(same_step, target, step)
-            else:
-                trainer._save_checkpoint(trainer.model, trial=None)
-                src = Path(trainer.args.output_dir) / f"checkpoint-{step}"
-                ctx.adopt_checkpoint(src, target, step)
-        elif existing is not None and existing.name != target and ctx.is_main:
-            dst = self.run_dir / rr.CHECKPOINTS_DIR / target
-            if dst.exists():
-                shutil.rmtree(dst)
-            shutil.copytree(existing, dst)
-            state.last_checkpoint, state.global_step = f"{rr.CHECKPOINTS_DIR}/{target}", step
-        # The state moves to the next stage and shifts the later stages' bounds.
-        if promoted:
-            state.promote(name, step, promoted)
-        else:
-            state.complete_stage(name, step)
-        ctx.save_state()
+        # Written before the commit: a resume drops the end of a stage state.json lacks.
         ctx.event(
             "stage_end",
             name,
@@ -395,6 +390,30 @@ class Driver:
             {"global_step": step, "promoted": promoted},
             step=step,
         )
+
+        def end_stage(st: CurriculumState) -> None:
+            # The state moves to the next stage and shifts the later stages' bounds.
+            if promoted:
+                st.promote(name, step, promoted)
+            else:
+                st.complete_stage(name, step)
+
+        # One state.json write commits the stage checkpoint and the stage end together.
+        root = self.run_dir / rr.CHECKPOINTS_DIR
+        src: Path | None = None
+        if trainer is not None:
+            if checkpoint_step(root / f"step-{step}") == step:
+                existing = root / f"step-{step}"  # linked: state.json names it until the commit
+            else:
+                trainer._save_checkpoint(trainer.model, trial=None)
+                src = Path(trainer.args.output_dir) / f"checkpoint-{step}"
+        if src is None and existing is not None and existing.name != target:
+            src = copy_checkpoint(existing, root, target) if ctx.is_main else root / target
+        if src is not None:
+            ctx.adopt_checkpoint(src, target, step, then=end_stage)
+        else:
+            end_stage(state)
+            ctx.save_state()
         if ctx.dashboard is not None:
             safe_call(ctx.dashboard.stage_end, name)
         model = trainer.model if trainer is not None else None
@@ -425,6 +444,16 @@ class Driver:
             {"checkpoint": ctx.state.last_checkpoint},
             step=step,
         )
+
+    def _promoted_at(self, name: str, step: int) -> str | None:
+        """The reason of a promotion of stage ``name`` at ``step`` that events.jsonl records
+        and state.json does not (killed between the step's checkpoint and the stage end)."""
+        if name in self.ctx.state.stage_ends:
+            return None
+        for ev in rr.read_events(self.run_dir):
+            if ev.kind == "promotion" and ev.stage == name and ev.global_step == step:
+                return str(ev.data.get("reason") or ev.message)
+        return None
 
     # -- evaluation ----------------------------------------------------------------------------
     def _evaluate(

@@ -9,8 +9,6 @@ directory, prints and drives the dashboard; every process keeps the same state i
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -19,6 +17,7 @@ from typing import Any
 
 from curriculum import run_records as rr
 from curriculum.state import CurriculumState
+from stages.checkpoints import remove_checkpoint, replace_checkpoint
 from stages.dashboard.alerts import alert_event
 from stages.scaleout.launch import is_main_process
 
@@ -97,23 +96,33 @@ class RunContext:
             self.state.save(self.run_dir)
 
     # -- checkpoints --------------------------------------------------------------------------
-    def adopt_checkpoint(self, src: Path, name: str, global_step: int) -> Path:
-        """Move a checkpoint TRL just wrote into checkpoints/<name> (a rename: all or nothing).
+    def adopt_checkpoint(
+        self,
+        src: Path,
+        name: str,
+        global_step: int,
+        *,
+        then: Callable[[CurriculumState], None] | None = None,
+    ) -> Path:
+        """Move a checkpoint TRL just wrote into checkpoints/<name> and record it in state.json.
 
-        Every process calls it after the trainer's save; they first wait for each other so that
-        all shards are in the folder before the main process renames it."""
+        ``then``: a further change of the state that this checkpoint commits (a stage end),
+        made before the one state.json write, so a kill leaves the old state or all of the
+        new. An existing checkpoints/<name> is replaced by ``replace_checkpoint`` (renamed
+        aside, never deleted first). Every process calls it after the trainer's save; they
+        first wait for each other so that all shards are in the folder before the main
+        process renames it."""
         self.barrier()
         ckpt_root = self.run_dir / rr.CHECKPOINTS_DIR
         self.state.last_checkpoint = f"{rr.CHECKPOINTS_DIR}/{name}"
         self.state.global_step = int(global_step)
+        if then is not None:
+            then(self.state)
         if not self.is_main:
             self.barrier()
             return ckpt_root / name
-        dst = ckpt_root / name
         ckpt_root.mkdir(parents=True, exist_ok=True)
-        if dst.exists():
-            shutil.rmtree(dst)
-        os.replace(src, dst)
+        dst = replace_checkpoint(src, ckpt_root / name)
         self.save_state()
         self.prune_checkpoints()
         self.barrier()
@@ -131,7 +140,7 @@ class RunContext:
         for _, path in steps[:-keep]:
             if last and path == self.run_dir / last:
                 continue
-            shutil.rmtree(path, ignore_errors=True)
+            remove_checkpoint(path)
 
 
 def safe_call(fn: Callable, *args: Any) -> None:

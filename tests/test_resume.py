@@ -14,6 +14,7 @@ import subprocess
 import time
 
 import pytest
+from kill_harness import train_cmd
 
 from curriculum import run_records as rr
 
@@ -27,16 +28,7 @@ pytestmark = pytest.mark.slow
 
 
 def _cmd(bin_dir, repo_root, out, *extra):
-    return [
-        str(bin_dir / "kk-train"),
-        "--config",
-        str(repo_root / "configs" / "micro.yaml"),
-        "--output-dir",
-        str(out),
-        "--no-dashboard",
-        *extra,
-        *OVERRIDES,
-    ]
+    return train_cmd(bin_dir, repo_root, out, *extra, overrides=OVERRIDES)
 
 
 def _checkpoint_step(out):
