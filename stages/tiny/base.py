@@ -8,7 +8,12 @@ word-level tokenizer, in order:
 2. a cached folder ``<cache_dir>/tiny-<key>`` where the key hashes the config and
    ``CODE_VERSION``;
 3. otherwise it pre-trains one (``stages.tiny.pretrain``), writing to a temporary folder
-   that is renamed into place only when complete.
+   that is renamed into place only when complete. The build holds an exclusive
+   ``fcntl.flock`` on ``<cache_dir>/tiny-<key>.lock``, so a second process building the same
+   model (two ranks of ``accelerate launch``, two test workers) waits for the first and
+   then uses its folder. Where there is no ``fcntl`` (Windows) there is no lock: both
+   processes pre-train, the first to finish renames its folder in, and the other drops its
+   own copy (same config, same model) and uses the first.
 """
 
 from __future__ import annotations
@@ -18,9 +23,15 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: builds are not locked there (see above)
+    fcntl = None
 
 from stages.model_io import load_model_and_tokenizer
 from stages.tiny.model import CODE_VERSION, Progress, cfg_key, resolve_cfg
@@ -71,22 +82,40 @@ def ensure_base_model(
     if (final / DONE_FILE).is_file():
         return final
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=cache_dir))
-    try:
-        summary = pretrain(resolved, tmp, progress=progress)
-        (tmp / DONE_FILE).write_text(
-            json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n"
-        )
-        if final.exists():  # a half-written leftover (no DONE file) or a concurrent build
-            if (final / DONE_FILE).is_file():
-                shutil.rmtree(tmp, ignore_errors=True)
-                return final
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with build_lock(cache_dir / f"{final.name}.lock"):
+        if (final / DONE_FILE).is_file():  # built by the process we waited for
+            return final
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=cache_dir))
+        try:
+            summary = pretrain(resolved, tmp, progress=progress)
+            (tmp / DONE_FILE).write_text(
+                json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n"
+            )
+            if final.exists():  # a half-written leftover, or an unlocked concurrent build
+                if (final / DONE_FILE).is_file():
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    return final
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return final
+
+
+@contextmanager
+def build_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``fcntl.flock`` on ``path`` (created, and left for the next build);
+    another process asking for it waits. No lock where there is no ``fcntl``."""
+    if fcntl is None:
+        yield
+        return
+    with open(path, "a", encoding="utf-8") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def file_sha256(path: Path | str) -> str:
