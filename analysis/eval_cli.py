@@ -20,6 +20,7 @@ import csv
 import io
 import json
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -90,7 +91,7 @@ def resolve_models(spec: str) -> list[ModelSpec]:
         order = {n: i for i, n in enumerate(_stage_order(path))}
         stage_dirs.sort(key=lambda d: (order.get(d.name[len("stage-") :], len(order)), d.name))
         for d in stage_dirs:
-            if d.is_dir() and (d / "config.json").is_file():
+            if d.is_dir() and _is_model_folder(d):
                 models.append(ModelSpec(f"{name}/{d.name}", str(d)))
         if not models:
             raise EvalCliError(
@@ -99,7 +100,7 @@ def resolve_models(spec: str) -> list[ModelSpec]:
             )
         return models
     if path.is_dir():
-        if not (path / "config.json").is_file():
+        if not _is_model_folder(path):
             raise EvalCliError(
                 f"--model {spec}: not a model folder (no config.json) nor a run directory (no run.json)"
             )
@@ -110,6 +111,13 @@ def resolve_models(spec: str) -> list[ModelSpec]:
     if len(parts) == 2 and all(parts) and not spec.startswith("."):
         return [ModelSpec(spec, spec)]  # hub id; loading it needs a local cache when offline
     raise EvalCliError(f"--model {spec}: no such model folder or run directory")
+
+
+def _is_model_folder(path: Path) -> bool:
+    """A full model folder, or a LoRA adapter folder (evaluated merged into its base)."""
+    from stages.model_io import is_adapter_folder
+
+    return (path / "config.json").is_file() or is_adapter_folder(path)
 
 
 # ---------------------------------------------------------------- puzzles
@@ -326,7 +334,16 @@ def evaluate_model(
     from stages.evaluation.heldout import evaluate
 
     if backend == "vllm":  # vLLM loads the weights itself; only the tokenizer is needed here
-        return _evaluate_vllm(spec.path, _load_tokenizer(spec.path), records, args)
+        from stages.model_io import is_adapter_folder
+
+        if not is_adapter_folder(spec.path):
+            return _evaluate_vllm(spec.path, _load_tokenizer(spec.path), records, args)
+        with tempfile.TemporaryDirectory(prefix="kk-eval-merged-") as merged:
+            model, tokenizer = _load(spec.path)  # the adapter merged into its base
+            model.save_pretrained(merged)
+            tokenizer.save_pretrained(merged)
+            del model
+            return _evaluate_vllm(merged, tokenizer, records, args)
     model, tokenizer = _load(spec.path)
     from rich.console import Console
 

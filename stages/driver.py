@@ -65,6 +65,7 @@ from stages.run_eval import (
     needs_evaluation,
     write_heldout,
 )
+from stages.scaleout.launch import peft_config_from
 from stages.stage_inputs import (
     build_dataset,
     build_reward_funcs,
@@ -242,6 +243,8 @@ class Driver:
         threads = torch.get_num_threads()
         try:
             self.base_path = resolve_base_model(self.config, progress=progress)
+            if isinstance(self.base_path, Path):  # adapters name it: absolute, for any cwd
+                self.base_path = self.base_path.resolve()
         finally:
             torch.set_num_threads(threads)  # pre-training may have changed it
         self.heldout = heldout_records(self.config) if self.config.eval.enabled else []
@@ -311,7 +314,11 @@ class Driver:
             world_size=self.world_size,
             first_step=first,
         )
-        model, tok = load_policy(start_ckpt if start_ckpt is not None else self.base_path, config)
+        # LoRA (model.peft): the policy is the base model; TRL wraps it in a fresh adapter and
+        # the trainer's resume loads start_ckpt's adapter weights into it.
+        peft_config = peft_config_from(config.model.peft)
+        policy = start_ckpt if start_ckpt is not None and peft_config is None else self.base_path
+        model, tok = load_policy(policy, config)
         prefill_think = bool(config.prompt.prefill_think)
         exclude = {str(r.get("id")) for r in self.heldout}
         dataset, dropped = build_dataset(
@@ -345,7 +352,8 @@ class Driver:
             callbacks=[callback],
             lr_at=lambda step: run_learning_rate(config, step, bounds),
             ref_model_path=str(self.base_path) if float(args.beta) != 0.0 else None,
-            weights_loaded_from=str(start_ckpt) if start_ckpt is not None else None,
+            weights_loaded_from=str(start_ckpt) if policy is start_ckpt else None,
+            peft_config=peft_config,
             max_generation_rounds=rounds,
         )
         quiet_trainer(trainer)

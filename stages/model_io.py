@@ -1,7 +1,9 @@
-"""Loading any causal-LM folder (tiny or Hugging Face) and rendering prompts for it."""
+"""Loading any causal-LM folder (tiny or Hugging Face, or a LoRA adapter folder over one)
+and rendering prompts for it."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,17 +23,42 @@ def load_tokenizer_for(path: Path | str):
     return tok
 
 
+ADAPTER_CONFIG = "adapter_config.json"  # what peft saves beside the adapter weights
+
+
+def is_adapter_folder(path: Path | str) -> bool:
+    """A LoRA checkpoint (``model.peft`` runs): adapter weights, no full model config."""
+    p = Path(path)
+    return (p / ADAPTER_CONFIG).is_file() and not (p / "config.json").is_file()
+
+
+def adapter_base(path: Path | str) -> str:
+    """The base model an adapter folder was trained over (its ``base_model_name_or_path``)."""
+    try:
+        base = json.loads((Path(path) / ADAPTER_CONFIG).read_text(encoding="utf-8"))[
+            "base_model_name_or_path"
+        ]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ValueError(
+            f"{Path(path) / ADAPTER_CONFIG} names no base_model_name_or_path"
+        ) from None
+    return str(base)
+
+
 def load_model_and_tokenizer(
     path: Path | str, *, dtype: Any = None, init_kwargs: Mapping[str, Any] | None = None
 ) -> tuple[Any, Any]:
     """Load any causal-LM folder (tiny or HF) with the right tokenizer class, in eval mode.
 
     ``init_kwargs``: further ``from_pretrained`` arguments (``model.init_kwargs``, e.g.
-    ``attn_implementation``); a ``dtype`` among them wins over ``dtype``.
+    ``attn_implementation``); a ``dtype`` among them wins over ``dtype``. A LoRA adapter
+    folder is loaded over its base model and merged into it (``load_merged_adapter``).
     """
     from transformers import AutoModelForCausalLM
 
     path = Path(path)
+    if is_adapter_folder(path):
+        return load_merged_adapter(path, dtype=dtype, init_kwargs=init_kwargs)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"not a model folder (no config.json): {path}")
     tokenizer = load_tokenizer_for(path)
@@ -45,6 +72,34 @@ def load_model_and_tokenizer(
     model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
     model.eval()
     return model, tokenizer
+
+
+def load_merged_adapter(
+    path: Path, *, dtype: Any = None, init_kwargs: Mapping[str, Any] | None = None
+) -> tuple[Any, Any]:
+    """The base model of adapter folder ``path`` with the adapter merged in (a plain model:
+    what evaluation and generation use), and the tokenizer the checkpoint saved."""
+    from stages.scaleout.launch import import_peft
+
+    peft = import_peft(ValueError, f"{path} is a LoRA adapter checkpoint")
+    base = adapter_base(path)
+    if Path(base).is_dir():
+        model, tok = load_model_and_tokenizer(base, dtype=dtype, init_kwargs=init_kwargs)
+    elif base.startswith((".", "/", "~")):
+        raise FileNotFoundError(f"the base model of adapter {path} is gone: {base}")
+    else:  # a hub id: the network or the local HF cache
+        from transformers import AutoModelForCausalLM
+
+        kwargs = dict(init_kwargs or {})
+        if dtype is not None:
+            kwargs.setdefault("dtype", dtype)
+        model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
+        tok = load_tokenizer_for(base)
+    if (path / "tokenizer_config.json").is_file():
+        tok = load_tokenizer_for(path)  # the trainer saves its tokenizer with the adapter
+    model = peft.PeftModel.from_pretrained(model, str(path)).merge_and_unload()
+    model.eval()
+    return model, tok
 
 
 def is_tiny_tokenizer(tokenizer: Any) -> bool:

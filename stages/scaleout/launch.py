@@ -39,6 +39,7 @@ __all__ = [
     "Silent",
     "broadcast_from_main",
     "gpu_count",
+    "import_peft",
     "is_local_main_process",
     "is_main_process",
     "launch_info",
@@ -250,11 +251,25 @@ def gpu_count() -> int:
 # ----------------------------------------------------------------------------- LoRA (peft)
 
 
+def import_peft(error: type[Exception], why: str, fix: str = "") -> Any:
+    """The peft module; ``error`` (one line: ``why``, what to install, ``fix``) without it."""
+    try:
+        import peft
+    except ImportError:
+        raise error(
+            f"{why} but peft is not installed; pip install 'kk-rl[peft]' {fix}".rstrip()
+        ) from None
+    return peft
+
+
 def peft_config_from(peft_cfg: Mapping[str, Any] | None) -> Any:
     """``model.peft`` (LoraConfig keyword arguments) as a ``peft.LoraConfig``; None = full FT.
 
-    The driver passes the result to ``GRPOTrainer(peft_config=...)``. Unknown keys are a
-    ConfigError naming the key, not a TypeError from deep inside peft.
+    The driver passes the result to ``GRPOTrainer(peft_config=...)`` in every stage, over
+    the base model; the trainer's resume from the stage's starting checkpoint (an adapter
+    folder) loads the adapter weights into it, so adapters, optimizer state and step carry
+    over between stages and across ``--resume``. Unknown keys are a ConfigError naming the
+    key, not a TypeError from deep inside peft.
 
     >>> peft_config_from(None) is None
     True
@@ -263,13 +278,9 @@ def peft_config_from(peft_cfg: Mapping[str, Any] | None) -> Any:
         return None
     from curriculum import ConfigError
 
-    try:
-        import peft
-    except ImportError:
-        raise ConfigError(
-            "model.peft is set but peft is not installed; pip install 'kk-rl[peft]' "
-            "or set model.peft: null (full fine-tuning)"
-        ) from None
+    peft = import_peft(
+        ConfigError, "model.peft is set", "or set model.peft: null (full fine-tuning)"
+    )
     import dataclasses
 
     kwargs = dict(peft_cfg)
