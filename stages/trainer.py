@@ -15,6 +15,8 @@ the optimizer state (AdamW moments), the RNG state and the LR scheduler carry on
   generation, so the resumed steps sample what the uninterrupted run sampled (transformers
   restores it when the epoch starts, and the data loader then draws its seed from it, a
   draw the uninterrupted run made at the stage start);
+* every step's log (TRL's metrics, what wandb records) also holds ``kk/stage`` and
+  ``kk/temperature``;
 * TRL's fused log-prob head is checked (``stages.temperature.check_fused_heads``): the
   temperature schedule must reach it;
 * dynamic sampling (``max_generation_rounds``, from ``stages.<name>.dynamic_sampling``): the
@@ -110,6 +112,15 @@ class KKGRPOTrainer(GRPOTrainer):
         check_fused_heads(self)
         if max_generation_rounds is not None:
             check_dynamic_sampling_hooks(self)
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """TRL's step log plus the curriculum's series under ``kk/`` (what ``report_to``
+        loggers such as wandb record beside TRL's metrics): ``kk/stage``, the 1-based
+        position of the stage, and ``kk/temperature``, the step's sampling temperature."""
+        if self.model.training:
+            logs["kk/stage"] = int(getattr(self.args, "kk_stage_index", 0)) + 1
+            logs["kk/temperature"] = float(self.temperature)
+        super().log(logs, start_time)
 
     def _lr_factor(self, global_step: int) -> float:
         """``lr_at(global_step)`` as a multiple of ``args.learning_rate`` (what LambdaLR wants)."""
