@@ -264,3 +264,46 @@ def test_a_recipe_fails_for_a_gpu_count_it_was_not_made_for() -> None:
     path = REPO / "configs/recipes/qwen2.5-7b-instruct-1m/logic_rl_3stage.yaml"
     with pytest.raises(ConfigError, match=r"not divisible by world_size \* steps_per_generation"):
         load_config(path, world_size=6, check_paths=False)
+
+
+# A two-person puzzle (Zoey a knight, Oliver a knave); completions as the 7B recipes see
+# them (the prompt ends with "<think>"). Columns: our total (format + answer) under the
+# recipes' rewards, hand-computed; Logic-RL's training scorer (Unakar/Logic-RL
+# verl/utils/reward_score/kk.py, read by hand), which scores the text after the assistant
+# header, the prefilled "<think>" included. docs/rewards.md states the rules.
+RIGHT = "(1) Zoey is a knight\n(2) Oliver is a knave"
+LAYOUTS = [
+    # newline between </think> and <answer>: the instruct layout both accept
+    (f"So.</think>\n<answer>{RIGHT}</answer>", 3.0, 3.0),
+    (f"So.</think>\n\n<answer>{RIGHT.replace('knave', 'knight')}</answer>\n", -0.5, -0.5),
+    (f"So.</think> <answer>{RIGHT}</answer>", 3.0, 3.0),
+    # anything after </answer>: Logic-RL checks nothing there, ours fails the format
+    (f"So.</think>\n<answer>{RIGHT}</answer> Hope this helps!", -3.0, 3.0),
+    # text between </think> and <answer>: the same
+    (f"So.</think>\nFinal answer:\n<answer>{RIGHT}</answer>", -3.0, 3.0),
+    # prose in the answer: Logic-RL's parse finds each "NAME is a ROLE"; ours is strict
+    ("So.</think>\n<answer>Zoey is a knight and Oliver is a knave, as shown.</answer>", -1.0, 3.0),
+    # each tag once, in order: both fail the format
+    (f"So.</think>\n<answer>{RIGHT}</answer>\n<answer>{RIGHT}</answer>", -3.0, -3.0),
+    (f"<think>Again.</think>\n<answer>{RIGHT}</answer>", -3.0, -3.0),
+    (f"So.\n<answer>{RIGHT}</answer></think>", -3.0, -3.0),
+]
+
+
+@pytest.mark.parametrize("name", ["logic_rl_3stage.yaml", "lora_1gpu.yaml"])
+def test_7b_recipes_score_the_instruct_layout_as_logic_rl_and_keep_the_tail_rules(name) -> None:
+    from stages.stage_inputs import build_reward_funcs
+
+    cfg = load_config(REPO / "configs/recipes/qwen2.5-7b-instruct-1m" / name, check_paths=False)
+    assert cfg.prompt.prefill_think
+    funcs, weights = build_reward_funcs(cfg.rewards, cfg.prompt.prefill_think)
+    texts = [text for text, _, _ in LAYOUTS]
+    columns = {
+        "names": ['["Zoey", "Oliver"]'] * len(texts),
+        "solution": ["[true, false]"] * len(texts),
+    }
+    totals = [0.0] * len(texts)
+    for f in funcs:
+        for i, value in enumerate(f(texts, **columns)):
+            totals[i] += weights[f.__name__] * value
+    assert totals == [ours for _, ours, _ in LAYOUTS]
