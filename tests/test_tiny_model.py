@@ -106,7 +106,10 @@ def test_failed_build_leaves_nothing_finished(
     monkeypatch.setattr(base, "pretrain", broken)
     with pytest.raises(RuntimeError):
         base.ensure_base_model({**MICRO, "seed": 7}, tmp_path)
-    assert list(tmp_path.iterdir()) == []
+    # only the (empty) build lock stays, for the next build to take
+    key = tiny_model.cfg_key({**MICRO, "seed": 7})
+    assert [p.name for p in tmp_path.iterdir()] == [f"tiny-{key}.lock"]
+    assert (tmp_path / f"tiny-{key}.lock").read_bytes() == b""
 
 
 def test_bad_config_is_one_line_error() -> None:
