@@ -172,7 +172,7 @@ def test_stage_end_is_one_state_write_with_its_checkpoint(
     trainer's save, or (same-step) is the step-4 checkpoint on_save just committed. After
     any kill, state.json has the old state or all of the new one."""
     config = _config()
-    ends_before = CurriculumState.fresh(config).stage_bounds
+    planned_bounds = CurriculumState.fresh(config).stage_bounds
 
     class Trainer:  # what _finish_stage uses of a trainer
         model = processing_class = None
@@ -195,7 +195,7 @@ def test_stage_end_is_one_state_write_with_its_checkpoint(
             run_dir,
             global_step=4 if saved_at_stage_end else 2,
             last_checkpoint=last,
-            stage_bounds=ends_before,
+            stage_bounds=planned_bounds,
             stage_starts={"warmup": 1},
         )
         return run_dir
