@@ -224,16 +224,23 @@ def select(
 # ---------------------------------------------------------------- generation backends
 
 
-def vllm_status() -> tuple[bool, str]:
-    """(usable, why): vLLM needs the package and a CUDA GPU (the check of vllm_support)."""
+def vllm_status(backend: str = "auto") -> tuple[bool, str]:
+    """(usable, why) for ``--backend``: vLLM needs the package (the check of vllm_support);
+    ``auto`` picks it only on a CUDA GPU, so a CPU run keeps transformers unless asked."""
+    import torch
+
     from stages.scaleout.vllm_support import vllm_unavailable_reason
 
+    if backend == "transformers":
+        return False, "transformers asked for"
     reason = vllm_unavailable_reason()
     if reason is not None:
         return False, reason
-    import torch
-
-    return True, f"vLLM on {torch.cuda.get_device_name(0)}"
+    if torch.cuda.is_available():
+        return True, f"on {torch.cuda.get_device_name(0)}"
+    if backend == "auto":
+        return False, "no CUDA GPU (--backend vllm runs vLLM's CPU build)"
+    return True, "the CPU build, in-process, float32, eager"
 
 
 def _load(path: str) -> tuple[Any, Any]:
@@ -272,15 +279,17 @@ def _evaluate_vllm(
     path: str, tokenizer: Any, records: list[dict[str, Any]], args: argparse.Namespace
 ) -> Any:
     """Generate with vLLM from token ids (our tokenizer, so the tiny model's ids stay ours)."""
-    from vllm import LLM, SamplingParams
-
     from stages.evaluation.heldout import _eos_ids, render_prompt, summarize_generations
+    from stages.scaleout.vllm_support import cpu_engine_settings
+
+    engine_settings = cpu_engine_settings()  # sets the env the engine reads when built
+    from vllm import LLM, SamplingParams
 
     t0 = time.perf_counter()
     prompts = [render_prompt(r, tokenizer, not args.no_prefill_think) for r in records]
     ids = tokenizer(prompts)["input_ids"]
     eos = _eos_ids(_GenCfgHolder(path), tokenizer)
-    llm = LLM(model=path, skip_tokenizer_init=True, seed=args.seed)
+    llm = LLM(model=path, skip_tokenizer_init=True, seed=args.seed, **engine_settings)
     params = SamplingParams(
         n=args.samples,
         temperature=args.temperature,
@@ -290,7 +299,7 @@ def _evaluate_vllm(
         seed=args.seed,
         detokenize=False,
     )
-    outs = llm.generate([{"prompt_token_ids": x} for x in ids], params)
+    outs = llm.generate([{"prompt_token_ids": x} for x in ids], params, use_tqdm=False)
     texts, lengths, truncs = [], [], []
     for out in outs:
         texts.append(
@@ -613,9 +622,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     if config_path is not None and not Path(config_path).is_file():
         raise EvalCliError(f"--config {config_path}: no such file")
 
-    usable, why = (
-        vllm_status() if args.backend != "transformers" else (False, "transformers asked for")
-    )
+    usable, why = vllm_status(args.backend)
     if args.backend == "vllm" and not usable:
         raise EvalCliError(f"--backend vllm: {why}")
     backend = "vllm" if usable else "transformers"

@@ -219,6 +219,9 @@ def train_main(argv: Sequence[str]) -> int:
         return fail(PROG, problem)
     try:
         _setup_wandb(config)
+        from stages.scaleout.vllm_support import preflight_vllm
+
+        preflight_vllm(config, world_size=_world_size())
     except ConfigError as err:
         return fail(PROG, str(err))
 

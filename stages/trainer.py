@@ -27,11 +27,15 @@ the optimizer state (AdamW moments), the RNG state and the LR scheduler carry on
   size, the step count and the LR schedule never see the extra rounds. The rewards come
   from ``_calculate_rewards``, and a refill round's entries in ``_metrics`` are removed, so
   TRL logs what the step's own prompts gave, as without dynamic sampling. These internals are
-  checked when the trainer is built (``check_dynamic_sampling_hooks``).
+  checked when the trainer is built (``check_dynamic_sampling_hooks``);
+* vLLM colocated on a CPU (``stages.scaleout.vllm_cpu``): the engine is built in the
+  policy's dtype, eager and in-process, and TRL's weight sync, which fails on vLLM's CPU
+  backend, is replaced by vLLM's ``reload_weights``; on CUDA TRL's own code runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 from collections.abc import Callable
@@ -54,6 +58,7 @@ from stages.dynamic_sampling import (
     refill_rows,
 )
 from stages.errors import RunSetupError
+from stages.scaleout.vllm_cpu import cpu_engine_arguments, use_reload_weights, wants_cpu_engine
 from stages.temperature import TrlInternalsError, check_fused_heads
 
 __all__ = ["ROW_COLUMN", "KKGRPOTrainer", "check_dynamic_sampling_hooks", "quiet_trainer"]
@@ -104,11 +109,16 @@ class KKGRPOTrainer(GRPOTrainer):
             # TRL builds the reference from config._name_or_path; point it at the base model.
             original = model.config._name_or_path
             model.config._name_or_path = str(ref_model_path)
+        cpu_vllm = wants_cpu_engine(kwargs.get("args", args[1] if len(args) > 1 else None))
         try:
-            super().__init__(*args, **kwargs)
+            dtype = getattr(model, "dtype", "float32")
+            with cpu_engine_arguments(dtype) if cpu_vllm else contextlib.nullcontext():
+                super().__init__(*args, **kwargs)
         finally:
             if original is not None:
                 model.config._name_or_path = original
+        if cpu_vllm:
+            use_reload_weights(self)
         check_fused_heads(self)
         if max_generation_rounds is not None:
             check_dynamic_sampling_hooks(self)

