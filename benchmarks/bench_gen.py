@@ -1,12 +1,18 @@
 """Benchmark ``kk-gen`` as whole processes, beside the public mem-kk-logic generator.
 
-    .venv/bin/python benchmarks/bench_gen.py                      # ours only
-    .venv/bin/python benchmarks/bench_gen.py --mem-kk /tmp/mem-kk-logic/data_prep
+    MEM_KK_LOGIC=/work/peers/mem-kk-logic-data_prep .venv/bin/python benchmarks/bench_gen.py
+    .venv/bin/python benchmarks/bench_gen.py --mem-kk DIR --full  # + every setting, traces
+
+By default it prints the generator rows of BENCHMARKS.md, markdown-ready: 2000 five-person
+puzzles (text + trace), ours and mem-kk-logic alternating in one loop (median of
+--repeats each, so both see the same load) with the wall-time ratio; 2000 eight-person
+puzzles; the peak resident memory of every kk-gen run; the load average beside each.
 
 For each setting: wall time of the whole process (median of --repeats runs) and its peak
 resident memory (``os.wait4`` rusage of that child). mem-kk-logic is never vendored: point
---mem-kk at a folder holding its ``lib_kk.py`` (e.g. ``git archive`` of AlphaPav/mem-kk-logic,
-exported to /tmp). Its driver below calls its public functions the way its
+--mem-kk (or the MEM_KK_LOGIC environment variable) at a folder holding its ``lib_kk.py``
+(its ``data_prep`` folder, e.g. ``git archive`` of AlphaPav/mem-kk-logic exported outside
+this repository; it needs numpy, which the project's venv has). Its driver below calls its public functions the way its
 ``data_gen_kk.py`` pipeline does: sample unique puzzles, format text, build the CoT (both
 variants), optionally statement + leaf perturbations that are formatted too, write JSONL.
 Also prints the ``cot`` trace length per person count (characters, lines, words).
@@ -136,15 +142,103 @@ def trace_lengths(
     return rows
 
 
+def _load() -> str:
+    return "load " + " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _peer_dir(arg: str | None) -> Path | None:
+    """mem-kk-logic's data_prep folder from --mem-kk or MEM_KK_LOGIC; None (said) if unset."""
+    where = arg or os.environ.get("MEM_KK_LOGIC")
+    if not where:
+        print(
+            "mem-kk-logic: not given, so no peer row (pass --mem-kk DIR or set MEM_KK_LOGIC "
+            "to a folder holding its lib_kk.py, e.g. AlphaPav/mem-kk-logic's data_prep "
+            "exported outside this repository)"
+        )
+        return None
+    lib = Path(where)
+    if not (lib / "lib_kk.py").exists():
+        raise SystemExit(f"mem-kk-logic: no lib_kk.py in {lib} (--mem-kk / MEM_KK_LOGIC)")
+    return lib
+
+
+def _ours(p: int, n: int, out: Path) -> list[str]:
+    return [str(KK_GEN), "--people", str(p), "--n", str(n), "--quiet", "--force",
+            "--out", str(out)]  # fmt: skip
+
+
+def _peer(driver: Path, lib: Path, p: int, n: int, perturb: bool, out: Path) -> list[str]:
+    return [sys.executable, str(driver), str(lib), str(p), str(n), "1" if perturb else "0",
+            str(out)]  # fmt: skip
+
+
+def targets(lib: Path | None, repeats: int, tmp: Path) -> None:
+    """The generator rows of BENCHMARKS.md (what, target, measured, peer, status)."""
+    print("\n| what (bench_gen.py) | target | measured (median) | peer in the same loop | status |")
+    print("|---|---|---|---|---|")
+    peaks: list[float] = []
+    ours5 = _ours(5, 2000, tmp / "ours5.jsonl")
+    if lib is not None:
+        driver = tmp / "mem_kk_driver.py"
+        driver.write_text(MEM_KK_DRIVER)
+        peer = _peer(driver, lib, 5, 2000, False, tmp / "peer.jsonl")
+        start = _load()
+        run_once(ours5)  # warm-up: byte-code and file caches
+        run_once(peer)
+        wo, wp, co, cp = [], [], [], []
+        for _ in range(repeats):
+            w, m = run_once(ours5)
+            wo.append(w)
+            co.append(CPU[-1])
+            peaks.append(m)
+            w, _ = run_once(peer)
+            wp.append(w)
+            cp.append(CPU[-1])
+        mo, mp = statistics.median(wo), statistics.median(wp)
+        ratio = mp / mo
+        print(
+            f"| `kk-gen --people 5 --n 2000`, text + trace, whole process | >= 20x faster than "
+            f"mem-kk-logic | {mo:.3f} s wall / {statistics.median(co):.3f} s CPU ({repeats} runs; "
+            f"{start}) | mem-kk-logic {mp:.2f} s wall / {statistics.median(cp):.2f} s CPU: "
+            f"**{ratio:.1f}x** | {'met' if ratio >= 20 else 'not met'} |",
+            flush=True,
+        )
+    else:
+        med, peak, _, cpu = measure(ours5, repeats)
+        peaks.append(peak)
+        print(
+            f"| `kk-gen --people 5 --n 2000`, text + trace, whole process | >= 20x faster than "
+            f"mem-kk-logic | {med:.3f} s wall / {cpu:.3f} s CPU ({repeats} runs; {_load()}) "
+            "| peer not run | - |",
+            flush=True,
+        )
+    start = _load()
+    med, peak, _, cpu = measure(_ours(8, 2000, tmp / "ours8.jsonl"), repeats)
+    peaks.append(peak)
+    print(
+        f"| `kk-gen` 8 people, n 2000 | <= 1 s | {med:.3f} s wall / {cpu:.3f} s CPU "
+        f"({repeats} runs; {start}) | - | {'met' if med <= 1 else 'not met'} |"
+    )
+    print(
+        f"| `kk-gen` peak memory (the runs above) | <= 150 MB | {max(peaks):.0f} MB | - "
+        f"| {'met' if max(peaks) <= 150 else 'not met'} |"
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=5, help="runs per kk-gen setting (median)")
+    ap.add_argument("--repeats", type=int, default=5, help="runs per setting (median)")
+    ap.add_argument(
+        "--full", action="store_true", help="also every setting's table and the trace lengths"
+    )
     ap.add_argument("--peer-repeats", type=int, default=3, help="runs per mem-kk-logic setting")
     ap.add_argument(
         "--people", default="3,5,8,12,16", help="person counts for kk-gen ('' = skip that table)"
     )
     ap.add_argument("--n", type=int, default=2000)
-    ap.add_argument("--mem-kk", help="folder holding mem-kk-logic's lib_kk.py (skipped if unset)")
+    ap.add_argument(
+        "--mem-kk", help="folder holding mem-kk-logic's lib_kk.py (default: $MEM_KK_LOGIC)"
+    )
     ap.add_argument(
         "--trace-n", type=int, default=500, help="puzzles per N for trace lengths (0 = skip)"
     )
@@ -155,14 +249,18 @@ def main() -> int:
     )
     print(f"load average at start: {os.getloadavg()}", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="bench_gen_"))
+    lib = _peer_dir(args.mem_kk)
+    targets(lib, args.repeats, tmp)
+    if not args.full:
+        print(f"load average at end: {os.getloadavg()}")
+        return 0
     people = [int(x) for x in args.people.split(",") if x.strip()]
     if people:
         print("\n| kk-gen setting | median wall (s) | runs (s) | median CPU (s) | peak RSS (MB) |")
         print("|---|---|---|---|---|")
     for p in people:
         for perturb in (False, True):
-            cmd = [str(KK_GEN), "--people", str(p), "--n", str(args.n), "--quiet", "--force",
-                   "--out", str(tmp / f"ours_{p}.jsonl")]  # fmt: skip
+            cmd = _ours(p, args.n, tmp / f"ours_{p}.jsonl")
             if perturb:
                 cmd += ["--perturb", "statement,leaf"]
             med, peak, walls, cpu = measure(cmd, args.repeats)
@@ -172,10 +270,7 @@ def main() -> int:
             runs = ", ".join(f"{w:.2f}" for w in walls)
             print(f"| {label} | {med:.3f} | {runs} | {cpu:.3f} | {peak:.0f} |", flush=True)
 
-    if args.mem_kk:
-        lib = Path(args.mem_kk)
-        if not (lib / "lib_kk.py").exists():
-            raise SystemExit(f"--mem-kk: no lib_kk.py in {lib}")
+    if lib is not None:
         driver = tmp / "mem_kk_driver.py"
         driver.write_text(MEM_KK_DRIVER)
         print(
@@ -184,10 +279,8 @@ def main() -> int:
         )
         print("|---|---|---|---|---|---|---|---|")
         for p, n, perturb in [(5, 2000, False), (5, 2000, True), (8, 200, False)]:
-            cmd = [sys.executable, str(driver), str(lib), str(p), str(n), "1" if perturb else "0",
-                   str(tmp / "peer.jsonl")]  # fmt: skip
-            ours_cmd = [str(KK_GEN), "--people", str(p), "--n", str(n), "--quiet", "--force",
-                        "--out", str(tmp / "ours_cmp.jsonl")]  # fmt: skip
+            cmd = _peer(driver, lib, p, n, perturb, tmp / "peer.jsonl")
+            ours_cmd = _ours(p, n, tmp / "ours_cmp.jsonl")
             if perturb:
                 ours_cmd += ["--perturb", "statement,leaf"]
             our_walls, walls, peak, our_cpu, cpu = measure_pair(ours_cmd, cmd, args.peer_repeats)

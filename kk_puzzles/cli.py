@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import textwrap
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -344,6 +343,8 @@ def cmd_generate(argv: Sequence[str]) -> int:
 
 
 def _wrap(text: str, indent: str = "") -> str:
+    import textwrap
+
     return "\n".join(
         textwrap.fill(line, width=100, initial_indent=indent, subsequent_indent=indent)
         if line

@@ -182,6 +182,12 @@ class _Sampler:
                 self.ops.append((acc, op))
         self.ops[-1] = (1.0, self.ops[-1][1])
         self.tables = self._tables(weights) if depth == 2 else None
+        # Per speaker: cumulative probabilities and each claim's consistency mask (where
+        # the speaker's role matches the claim's truth), for puzzle()'s draws.
+        self.draws = [
+            (cum, [full ^ knights[s] ^ m for _, m in entries])
+            for s, (cum, entries, _) in enumerate(self.tables or ())
+        ]
 
     def _tables(self, weights: dict[str, float]) -> list[tuple[list[float], list]] | None:
         """Every depth-2 claim of each speaker with its probability, when that list is short.
@@ -270,36 +276,46 @@ class _Sampler:
 
     def puzzle(self) -> tuple[tuple[Statement, ...], int, list[_Meta]] | None:
         """Statements with exactly one solution (its assignment bits, claim facts), else None."""
+        if self.tables is None:
+            return self._puzzle_sampled()
+        rnd = self.random
+        ok = self.full
+        picks = []
+        for cum, cons in self.draws:  # one draw per speaker, stop at the first conflict
+            i = bisect_right(cum, rnd())
+            ok &= cons[i]
+            if not ok:
+                return None
+            picks.append(i)
+        if ok & (ok - 1):
+            return None
+        stmts = []
+        metas = []
+        for s, (i, (_, entries, cache)) in enumerate(zip(picks, self.tables, strict=True)):
+            meta = cache[i]
+            if meta is None:
+                meta = cache[i] = _Meta(s, entries[i][0])
+            stmts.append(entries[i][0])
+            metas.append(meta)
+        return tuple(stmts), ok.bit_length() - 1, metas
+
+    def _puzzle_sampled(self) -> tuple[tuple[Statement, ...], int, list[_Meta]] | None:
         full, knights = self.full, self.knights
         ok = full
         stmts = []
-        tables = self.tables
-        rnd = self.random
-        picks = []
         for s in range(self.n):
-            if tables is not None:
-                i = bisect_right(tables[s][0], rnd())
-                st, m = tables[s][1][i]
-                picks.append(i)
-            else:
-                st, m = self.sample(s, self.depth)
+            st, m = self.sample(s, self.depth)
             ok &= full ^ knights[s] ^ m
             if not ok:
                 return None
             stmts.append(st)
         if ok & (ok - 1):
             return None
-        metas = []
-        for s, st in enumerate(stmts):
-            if tables is None:
-                metas.append(_meta(s, st, self.n))
-                continue
-            cache = tables[s][2]
-            meta = cache[picks[s]]
-            if meta is None:
-                meta = cache[picks[s]] = _Meta(s, st)
-            metas.append(meta)
-        return tuple(stmts), ok.bit_length() - 1, metas
+        return (
+            tuple(stmts),
+            ok.bit_length() - 1,
+            [_meta(s, st, self.n) for s, st in enumerate(stmts)],
+        )
 
 
 def _pick(rng: random.Random, pool: Sequence[str], k: int) -> list[str]:
@@ -312,23 +328,26 @@ def _pick(rng: random.Random, pool: Sequence[str], k: int) -> list[str]:
     return items[:k]
 
 
-class _HashStream:
-    """Uniform draws from blake2b digests of a key (cheaper than seeding a Random)."""
+_POOL_MIN = 1 << 64  # keep >= 64 random bits in the pool, so bias is < 2^-58
+_POOL_TOP = 1 << 512
+_MODULI: dict[tuple[int, str], list[int]] = {}
 
-    __slots__ = ("counter", "key", "pool")
 
-    def __init__(self, key: str) -> None:
-        self.key = key.encode()
-        self.counter = 0
-        self.pool = 1
-
-    def below(self, m: int) -> int:
-        if self.pool < 1 << 64:  # keep >= 64 random bits in the pool, so bias is < 2^-58
-            digest = blake2b(self.key + self.counter.to_bytes(4, "little")).digest()
-            self.counter += 1
-            self.pool = int.from_bytes(digest, "little") | 1 << 512
-        self.pool, x = divmod(self.pool, m)
-        return x
+def _hash_draws(key: str, moduli: Sequence[int]) -> list[int]:
+    """One uniform draw below each modulus, from blake2b digests of ``key`` (cheaper than
+    seeding a Random): a 512-bit digest is a pool that each draw divides."""
+    raw = key.encode()
+    counter = 0
+    pool = 1
+    out = []
+    for m in moduli:
+        if pool < _POOL_MIN:
+            digest = blake2b(raw + counter.to_bytes(4, "little")).digest()
+            counter += 1
+            pool = int.from_bytes(digest, "little") | _POOL_TOP
+        pool, x = divmod(pool, m)
+        out.append(x)
+    return out
 
 
 def surface(
@@ -339,17 +358,20 @@ def surface(
     Keyed by (seed, id), so a perturbation can re-render the same puzzle changing one thing.
     With ``cast="fixed"`` the names are the pool's first ``people`` names, in order.
     """
-    h = _HashStream(f"{seed}:{pid}")
-    below = h.below
+    moduli = _MODULI.get((people, cast))
+    if moduli is None:
+        shuffle = [len(NAMES) - i for i in range(people)] if cast != "fixed" else []
+        moduli = _MODULI[people, cast] = [*shuffle, len(ROLE_PAIRS)] + [
+            len(SPEECH_TEMPLATES)
+        ] * people
+    draws = _hash_draws(f"{seed}:{pid}", moduli)
+    if cast == "fixed":
+        return list(NAMES[:people]), draws[0], draws[1:]
     names = list(NAMES)
-    if cast != "fixed":
-        for i in range(people):
-            j = i + below(len(names) - i)
-            names[i], names[j] = names[j], names[i]
-    role_i = below(len(ROLE_PAIRS))
-    n_t = len(SPEECH_TEMPLATES)
-    templates = [below(n_t) for _ in range(people)]
-    return names[:people], role_i, templates
+    for i in range(people):
+        j = i + draws[i]
+        names[i], names[j] = names[j], names[i]
+    return names[:people], draws[people], draws[people + 1 :]
 
 
 def build_record(

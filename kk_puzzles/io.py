@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,15 +46,29 @@ class DataError(ValueError):
     """A data file that cannot be read (one-line message naming the file and place)."""
 
 
+def _temp_path(p: Path) -> str:
+    """A new, empty file next to ``p`` (mode 0666 less the umask), for an atomic write.
+
+    Made here rather than with ``tempfile`` (which costs ``kk-gen`` milliseconds to import).
+    """
+    for attempt in range(100):
+        tmp = p.with_name(f".{p.name}.{os.getpid()}.{attempt}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return str(tmp)
+    raise FileExistsError(f"no free temporary name next to {p}")
+
+
 def _atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> None:
     """Call ``write(tmp_path)`` then move the result onto ``path``; clean up on failure."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    os.close(fd)
+    tmp = _temp_path(p)
     try:
         write(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual mode
+        os.chmod(tmp, 0o666 & ~_UMASK)  # the usual mode, whatever the writer left
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -268,13 +280,13 @@ def write_verl_parquet(
     _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
-@dataclass
 class ImportResult:
     """Records re-solved on import: the accepted ones (normalised) and (row, reason) rejects."""
 
-    path: str
-    accepted: list[dict[str, Any]] = field(default_factory=list)
-    rejected: list[tuple[int, str]] = field(default_factory=list)
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.accepted: list[dict[str, Any]] = []
+        self.rejected: list[tuple[int, str]] = []
 
     def summary(self) -> str:
         return (

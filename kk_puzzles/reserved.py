@@ -33,7 +33,7 @@ except ImportError:  # pragma: no cover - other Python builds
 import itertools
 from collections.abc import Sequence
 
-from .grammar import LEAF_OPS, Statement
+from .grammar import LEAF_OPS, Statement, mentioned
 
 # Share of structures reserved for evaluation, in thousandths of the key hash space.
 RESERVED_PER_MILLE = 100
@@ -46,36 +46,64 @@ WL_ROUNDS = 3
 _COMMUTATIVE = ("and", "or", "<=>")
 
 
-def _encode(stmt: Statement, labels: Sequence[str]) -> str:
-    """A claim as text with person j written as ``labels[j]``, commutative operands sorted
-    (so the text does not depend on their order)."""
+def _encode(stmt: Statement, labels: Sequence[str], at: int = -1, dollar: int = -1) -> str:
+    """A claim as text with person j written as ``labels[j]`` (``"@"`` for person ``at``,
+    ``"$"`` for person ``dollar``), commutative operands sorted (so the text does not
+    depend on their order)."""
     op = stmt[0]
     if op in LEAF_OPS:
-        return f"{'T' if op == 'telling-truth' else 'L'}{labels[stmt[1]]}"
-    subs = [_encode(s, labels) for s in stmt[1:]]
+        p = stmt[1]
+        label = "$" if p == dollar else "@" if p == at else labels[p]
+        return ("T" if op == "telling-truth" else "L") + label
+    subs = []
+    for sub in stmt[1:]:
+        kind = sub[0]
+        if kind in LEAF_OPS:  # inlined leaf (most operands are leaves)
+            p = sub[1]
+            label = "$" if p == dollar else "@" if p == at else labels[p]
+            subs.append(("T" if kind == "telling-truth" else "L") + label)
+        else:
+            subs.append(_encode(sub, labels, at, dollar))
     if op in _COMMUTATIVE:
         subs.sort()
     return f"({op} {' '.join(subs)})"
 
 
+# First-round encodings (every person still labelled "<>") recur across puzzles: cached.
+_FIRST_ROUND: dict[tuple[Statement, int, int], str] = {}
+
+
+def _encode_first(stmt: Statement, labels: Sequence[str], at: int, dollar: int) -> str:
+    key = (stmt, at, dollar)
+    text = _FIRST_ROUND.get(key)
+    if text is None:
+        if len(_FIRST_ROUND) > 200_000:  # bound memory on long runs
+            _FIRST_ROUND.clear()
+        text = _FIRST_ROUND[key] = _encode(stmt, labels, at, dollar)
+    return text
+
+
 def _colours(statements: Sequence[Statement]) -> list[str]:
     """A colour per person that a permutation of the people carries along with them."""
     n = len(statements)
+    about = [set(mentioned(s)) for s in statements]
     colours = [""] * n
-    for _ in range(WL_ROUNDS):
+    for rounds in range(WL_ROUNDS):
         new = []
         seen_as = [f"<{c}>" for c in colours]
+        encode = _encode_first if rounds == 0 else _encode
+        # claim k with its speaker marked "$": the same for every i that claim k does not
+        # mention (marking i "@" changes nothing there), so encoded once per round
+        plain = [encode(statements[k], seen_as, -1, k) for k in range(n)]
         for i in range(n):
             # i's own claim with i marked "@", and every other claim with i marked "@" and
             # its speaker "$": what i says and what is said about i, up to relabelling
-            labels = [*seen_as[:i], "@", *seen_as[i + 1 :]]
-            own = _encode(statements[i], labels)
-            heard = []
-            for k in range(n):
-                if k != i:
-                    about = list(labels)
-                    about[k] = "$"
-                    heard.append(_encode(statements[k], about))
+            own = encode(statements[i], seen_as, i, -1)
+            heard = [
+                encode(statements[k], seen_as, i, k) if i in about[k] else plain[k]
+                for k in range(n)
+                if k != i
+            ]
             heard.sort()
             digest = blake2b(f"{colours[i]}|{own}|{'|'.join(heard)}".encode(), digest_size=6)
             new.append(digest.hexdigest())
