@@ -62,6 +62,7 @@ from stages.run_eval import (
     HELDOUT_FILE,
     evaluate_into_run,
     needs_evaluation,
+    whole_model_loading,
     write_heldout,
 )
 from stages.scaleout.launch import wait_for_everyone
@@ -121,7 +122,8 @@ class Driver:
         self.resume = resume
         self.world_size = world_size
         self.ctx = RunContext(self.run_dir, config, dashboard=dashboard)
-        self.ctx.printer = printer
+        if self.ctx.is_main:  # the other processes keep the context's silent printer
+            self.ctx.printer = printer
         self.base_path: Path | str | None = None
         self.heldout: list[dict[str, Any]] = []
         self.device: torch.device | None = None  # where evaluations run (None: the CPU)
@@ -473,7 +475,8 @@ class Driver:
             return
         path = self.base_path if label == "base" else self.run_dir / rr.CHECKPOINTS_DIR / label
         assert path is not None
-        model, tok = load_policy(path, self.config)
+        with whole_model_loading():
+            model, tok = load_policy(path, self.config)
         if self.device is not None:
             model.to(self.device)
         evaluate_into_run(

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,15 @@ from stages.evaluation.heldout import evaluate, generate_completions
 from stages.run_context import RunContext
 from stages.scaleout.launch import broadcast_from_main, gather_from_all, process_index, world_size
 
-__all__ = ["EVAL_DIR", "HELDOUT_FILE", "evaluate_into_run", "needs_evaluation", "write_heldout"]
+__all__ = [
+    "EVAL_DIR",
+    "HELDOUT_FILE",
+    "evaluate_into_run",
+    "needs_evaluation",
+    "sharded_generate",
+    "whole_model_loading",
+    "write_heldout",
+]
 
 EVAL_DIR = "eval"
 HELDOUT_FILE = "heldout.jsonl"
@@ -73,6 +82,31 @@ def sharded_generate(rank: int, processes: int) -> Callable[..., Any]:
         return texts, lengths, truncs
 
     return generate
+
+
+@contextmanager
+def whole_model_loading() -> Iterator[None]:
+    """Load models whole (every process its own copy) while a ZeRO-3 trainer config is
+    registered: transformers would otherwise build them partitioned (``zero.Init``), and an
+    evaluation model then holds empty weights ("Padding_idx must be within num_embeddings").
+    """
+    import transformers
+    from transformers.integrations import deepspeed as hf_deepspeed
+
+    if not hf_deepspeed.is_deepspeed_zero3_enabled():
+        yield
+        return
+    if not hasattr(hf_deepspeed, "_hf_deepspeed_config_weak_ref"):
+        raise RuntimeError(
+            f"transformers {transformers.__version__}: integrations.deepspeed has no "
+            "_hf_deepspeed_config_weak_ref; kk-rl's ZeRO-3 evaluation is written for 5.x < 5.18"
+        )
+    registered = hf_deepspeed._hf_deepspeed_config_weak_ref
+    hf_deepspeed.unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        hf_deepspeed._hf_deepspeed_config_weak_ref = registered
 
 
 def evaluate_into_run(

@@ -33,6 +33,7 @@ from __future__ import annotations
 import gc
 import inspect
 import math
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -397,9 +398,33 @@ def release_trainer(trainer: Any) -> None:
             callback.trainer = None
     trainer.callback_handler.callbacks.clear()
     trainer.accelerator.free_memory()
+    _clear_zero3_module_stack()
     for name in ("vllm_generation", "model_wrapped", "ref_model", "optimizer", "lr_scheduler"):
         if getattr(trainer, name, None) is not None:
             setattr(trainer, name, None)
+
+
+def _clear_zero3_module_stack() -> None:
+    """Empty DeepSpeed ZeRO-3's stack of modules in a forward pass.
+
+    Under ZeRO-3 TRL generates with the hooks removed (``unwrap_model_for_generation``), so
+    the pushes of a forward are not all popped and the module-level list
+    ``deepspeed.runtime.zero.parameter_offload.FWD_MODULE_STACK`` keeps the stage's policy
+    alive after its engine is destroyed (found by tests/test_multiprocess_deepspeed.py).
+    Between stages no forward is running, so the stack is empty by rights.
+    """
+    offload = sys.modules.get("deepspeed.runtime.zero.parameter_offload")
+    if offload is None:
+        return  # DeepSpeed never ran ZeRO-3 in this process
+    stack = getattr(offload, "FWD_MODULE_STACK", None)
+    if not isinstance(stack, list):
+        import deepspeed
+
+        raise TrlInternalsError(
+            f"deepspeed {deepspeed.__version__}: parameter_offload.FWD_MODULE_STACK is not a "
+            "list; kk-rl's stage handover is written for deepspeed 0.19.8 (pyproject.toml)"
+        )
+    stack.clear()
 
 
 def free_device_memory() -> None:
