@@ -126,7 +126,9 @@ class Driver:
             self.ctx.printer = printer
         self.base_path: Path | str | None = None
         self.heldout: list[dict[str, Any]] = []
-        self.device: torch.device | None = None  # where evaluations run (None: the CPU)
+        # Where evaluations run: the process group's device (several processes), else the
+        # GPU when there is one, else the CPU.
+        self.device: torch.device | None = None
         # Checkpoint moves wait for every process; independent of any one stage's trainer.
         self.ctx.barrier = wait_for_everyone
 
@@ -477,8 +479,11 @@ class Driver:
         assert path is not None
         with whole_model_loading():
             model, tok = load_policy(path, self.config)
-        if self.device is not None:
-            model.to(self.device)
+        device = self.device
+        if device is None and torch.cuda.is_available():
+            device = torch.device("cuda")  # one process: its GPU, as the trainer uses
+        if device is not None and device.type != "cpu":  # load_policy loads onto the CPU
+            model.to(device)
         evaluate_into_run(
             self.ctx,
             label,

@@ -260,7 +260,7 @@ def launch_micro_curriculum(
     stage: str = "all",
     launcher: Sequence[str] = (),
     env_extra: dict[str, str] | None = None,
-    timeout: int = 300,
+    timeout: int = 600,
 ) -> tuple[subprocess.CompletedProcess, list[dict], Path]:
     """The micro curriculum under ``accelerate launch`` with two CPU processes and the probe:
     (the finished process, each rank's probe record, the run directory). ``extra``: more
