@@ -116,6 +116,10 @@ class StepMetrics:
     groups_generated: int | None = None  # groups generated in all rounds, before filtering
     zero_std_groups_generated: int | None = None  # zero-std groups among them
     batch_filled: bool | None = None  # all trained groups had reward spread; None = off
+    # The batch the step's figures describe: its completions over all processes (gathered
+    # before the ratios are computed) and the number of processes. Older records: None / 1.
+    batch_completions: int | None = None
+    world_size: int = 1
 
 
 @dataclass

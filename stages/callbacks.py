@@ -11,6 +11,11 @@
   writes one ``StepMetrics`` and ``run.samples_per_step`` ``CompletionSample`` records, runs the
   alert checks and the promotion rule (which stops the stage early); after each save moves
   ``checkpoint-<N>`` to ``checkpoints/step-<N>`` and prunes old ones.
+
+With several processes each one scores only its share of the batch. At each log the
+callback gathers every process's batch (``gather_batch``), so every figure of a step record,
+and with them the promotion window, describes the global batch on every process; the main
+process's promotion decision is then broadcast, so all processes leave a stage together.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from curriculum import run_records as rr
 from curriculum.promotion import should_promote
 from kk_puzzles.io import json_or_value
 from stages.dynamic_sampling import group_has_signal, groups_with_signal
+from stages.scaleout.launch import broadcast_from_main, gather_from_all, world_size
 from stages.temperature import set_temperature
 
 PUZZLE_COLUMNS = ("names", "solution", "knight_knave", "solution_text_format")
@@ -151,6 +157,42 @@ class RecordingReward:
         return values
 
 
+def merge_batches(parts: Sequence[Batch | None]) -> Batch | None:
+    """One batch holding ``parts`` one after another (the processes' shares, in rank order,
+    as TRL gathers rewards); None when no part holds a batch.
+
+    >>> a = Batch(["x"], [{}], ["1"], [2], ["p"], [None], {"r": [1.0]}, 3)
+    >>> b = Batch(["y"], [{}], ["2"], [3], ["q"], [None], {"r": [0.0]}, 3)
+    >>> m = merge_batches([a, b])
+    >>> m.completions, m.ids, m.people, m.rewards, m.number
+    (['x', 'y'], ['1', '2'], [2, 3], {'r': [1.0, 0.0]}, 3)
+    """
+    present = [b for b in parts if b is not None]
+    if not present:
+        return None
+    if len(present) == 1:
+        return present[0]
+    names = [k for k in present[0].rewards if all(k in b.rewards for b in present)]
+    return Batch(
+        completions=[c for b in present for c in b.completions],
+        puzzles=[x for b in present for x in b.puzzles],
+        ids=[x for b in present for x in b.ids],
+        people=[x for b in present for x in b.people],
+        prompts=[x for b in present for x in b.prompts],
+        scores=[x for b in present for x in b.scores],
+        rewards={k: [v for b in present for v in b.rewards[k]] for k in names},
+        number=present[0].number,
+    )
+
+
+def gather_batch(batch: Batch | None) -> Batch | None:
+    """The global batch: every process's share of this step's batch, on every process
+    (``batch`` itself in one process). A collective: every process calls it at every log."""
+    if world_size() <= 1:
+        return batch
+    return merge_batches(gather_from_all(batch))
+
+
 def zero_std_group_fraction(totals: Sequence[float], group_size: int) -> float | None:
     """Fraction of consecutive groups of ``group_size`` whose rewards are all equal.
 
@@ -238,6 +280,7 @@ class KKRunCallback(TrainerCallback):
         self._step_seconds = math.nan
         self._temperature = math.nan  # set before each step (on_step_begin)
         self.promoted: str | None = None
+        self._batch: Batch | None = None  # the last logged step's global batch
         # This stage's steps recorded before a resume count toward the promotion window.
         self.history: list[rr.StepMetrics] = [m for m in ctx.history if m.stage == stage_name]
 
@@ -293,7 +336,10 @@ class KKRunCallback(TrainerCallback):
     # -- records ---------------------------------------------------------------------------
     def _metrics(self, step: int, logs: dict[str, Any], args: Any) -> rr.StepMetrics:
         fill = getattr(self.trainer, "kk_last_fill", None)  # set when dynamic sampling is on
-        batch = self.recorder.step_batch(fill.rounds if fill is not None else 1)
+        # Dynamic sampling runs in one process only (curriculum.validate), so a gathered
+        # batch is always a one-round batch.
+        batch = gather_batch(self.recorder.step_batch(fill.rounds if fill is not None else 1))
+        self._batch = batch
         num_gen = int(args.num_generations)
         stats: dict[str, Any] = {}
         frac_zero = _f(logs.get("frac_reward_zero_std"))
@@ -352,6 +398,8 @@ class KKRunCallback(TrainerCallback):
             top_answer_pattern_truth_share=stats.get("top_answer_pattern_truth_share"),
             exact_format_ratio=stats.get("exact_format_ratio"),
             lenient_accuracy=stats.get("lenient_accuracy"),
+            batch_completions=len(batch.completions) if batch is not None else None,
+            world_size=world_size(),
             **groups,
         )
 
@@ -373,7 +421,7 @@ class KKRunCallback(TrainerCallback):
 
     def _write(self, metrics: rr.StepMetrics, step: int) -> rr.CompletionSample | None:
         run_dir = self.ctx.run_dir
-        batch = self.recorder.step_batch(metrics.generation_rounds)
+        batch = self._batch  # the global batch the metrics describe
         if not self.ctx.is_main:
             return None
         rr.append_record(run_dir / rr.METRICS_FILE, metrics)
@@ -419,7 +467,9 @@ class KKRunCallback(TrainerCallback):
         promo = getattr(self.stage_cfg, "promotion", None)
         if promo is None or step >= self.last_step:
             return
-        reason = should_promote(promo, self.history)
+        # Every process holds the same global window; the main process's decision is the
+        # one all of them follow, so no process can leave the stage alone.
+        reason = broadcast_from_main(should_promote(promo, self.history))
         if reason:
             self.promoted = str(reason)
             self.ctx.event(

@@ -8,9 +8,16 @@
    checkpoint, so the global step, the optimizer state, the RNG state and the LR scheduler
    carry on; the callback (``stages.callbacks``) writes run records every step, anneals the
    temperature, saves ``checkpoints/step-<N>`` every ``run.checkpoint_every`` steps and may
-   promote early; the stage ends with ``checkpoints/stage-<name>`` and a held-out evaluation
-   (``stages.run_eval``);
+   promote early; the stage ends with ``checkpoints/stage-<name>``, the trainer is released
+   (``stages.trainer.release_trainer``: its model, optimizer, accelerate state and vLLM
+   engine, then a collection and an empty device cache) and the checkpoint gets its
+   held-out evaluation (``stages.run_eval``);
 3. ``report.md`` (``stages.evaluation.report``).
+
+With several processes (``accelerate launch``) every process runs all of this: the process
+group is up before the base evaluation, every evaluation is sharded over the processes,
+and the step records and promotion decisions are global (``stages.callbacks``), so all
+processes cross every stage boundary at the same global step.
 
 Where the stages start and end comes from ``stages.planning`` (``curriculum.schedules``'s
 stage bounds over the steps ``state.json`` records), so an early promotion moves every later
@@ -63,16 +70,17 @@ from stages.run_eval import (
     HELDOUT_FILE,
     evaluate_into_run,
     needs_evaluation,
+    whole_model_loading,
     write_heldout,
 )
-from stages.scaleout.launch import peft_config_from
+from stages.scaleout.launch import peft_config_from, wait_for_everyone
 from stages.stage_inputs import (
     build_dataset,
     build_reward_funcs,
     load_policy,
     resolve_base_model,
 )
-from stages.trainer import KKGRPOTrainer, quiet_trainer
+from stages.trainer import KKGRPOTrainer, free_device_memory, quiet_trainer, release_trainer
 
 __all__ = ["Driver", "RunInterrupted", "RunSetupError", "quiet_libraries", "run_training"]
 
@@ -122,9 +130,15 @@ class Driver:
         self.resume = resume
         self.world_size = world_size
         self.ctx = RunContext(self.run_dir, config, dashboard=dashboard)
-        self.ctx.printer = printer
+        if self.ctx.is_main:  # the other processes keep the context's silent printer
+            self.ctx.printer = printer
         self.base_path: Path | str | None = None
         self.heldout: list[dict[str, Any]] = []
+        # Where evaluations run: the process group's device (several processes), else the
+        # GPU when there is one, else the CPU.
+        self.device: torch.device | None = None
+        # Checkpoint moves wait for every process; independent of any one stage's trainer.
+        self.ctx.barrier = wait_for_everyone
 
     # -- public --------------------------------------------------------------------------------
     def run(self) -> Path:
@@ -135,11 +149,12 @@ class Driver:
             resume_ckpt = self._resume_point() if self.resume else None
             self._stage0()
             self._check_interrupt()
-            self._evaluate("base", None)
+            self._join_process_group()
+            self._evaluate("base")
             done = list(ctx.state.completed_stages)
             for name in done:  # a kill between a stage end and its evaluation
                 if self.config.eval.after_each_stage and name in self.selected:
-                    self._evaluate(f"stage-{name}", None, name)
+                    self._evaluate(f"stage-{name}", name)
             for name in self.selected:
                 if name in done:
                     continue
@@ -255,7 +270,7 @@ class Driver:
         info = rr.RunInfo(
             run_name=str(self.config.run.name),
             model=str(self.config.model.name_or_path),
-            device=_device_name(),
+            device=_device_name(self.world_size),
             started_at=existing.started_at if existing and self.resume else time.time(),
             total_steps=max(last for _, _, last in bounds) if bounds else 0,
             stages=stage_plans(self.config, bounds),
@@ -272,6 +287,20 @@ class Driver:
         if ctx.dashboard is not None:
             safe_call(ctx.dashboard.start, info)
 
+    def _join_process_group(self) -> None:
+        """With several processes, set up the process group and this process's device now,
+        as the first stage's GRPOConfig would (transformers does it when the device is first
+        asked for), so the base evaluation can shard and gather before any trainer exists."""
+        if self.world_size <= 1:
+            return
+        args = build_grpo_config(
+            self.config,
+            self.selected[0],
+            output_dir=self.run_dir / rr.CHECKPOINTS_DIR / TRAINER_DIR,
+            world_size=self.world_size,
+        )
+        self.device = args.device
+
     # -- one stage --------------------------------------------------------------------------
     def _start_checkpoint(self, name: str, resume_ckpt: Path | None) -> Path | None:
         """The checkpoint stage ``name`` starts from: the resume point, else the last finished
@@ -287,7 +316,6 @@ class Driver:
 
     def _run_stage(self, name: str, resume_ckpt: Path | None) -> None:
         ctx, config, state = self.ctx, self.config, self.ctx.state
-        stage_cfg = config.stages[name]
         start_ckpt = self._start_checkpoint(name, resume_ckpt)
         start_step = checkpoint_step(start_ckpt) if start_ckpt is not None else 0
         assert start_step is not None
@@ -304,9 +332,33 @@ class Driver:
             or (start_ckpt is not None and start_ckpt.name == f"stage-{name}")
         ):
             # The checkpoint already ends the stage (killed before the stage end was recorded).
-            self._finish_stage(name, None, start_step, start_ckpt, promoted=promoted)
+            self._finish_stage(name, start_step, start_ckpt, promoted=promoted)
             return
+        step, promoted, saved = self._train_stage(
+            name, start_ckpt, first, last, bounds, done_in_stage
+        )
+        # The trainer, its model and optimizer went with _train_stage's frame.
+        free_device_memory()
+        # saved None: our step-<N> checkpoint already holds the stage's last weights
+        existing = self.run_dir / rr.CHECKPOINTS_DIR / f"step-{step}" if saved is None else None
+        self._finish_stage(name, step, existing, promoted=promoted, saved=saved)
 
+    def _train_stage(
+        self,
+        name: str,
+        start_ckpt: Path | None,
+        first: int,
+        last: int,
+        bounds: list[tuple[str, int, int]],
+        done_in_stage: int,
+    ) -> tuple[int, str | None, Path | None]:
+        """Train stage ``name``; (last global step, promotion reason, the trainer's fresh
+        ``checkpoint-<N>`` of the last step, or None when our ``step-<N>`` already holds
+        it). The trainer is released before returning; the
+        stage end and its checkpoint are committed by ``_finish_stage``."""
+        ctx, config = self.ctx, self.config
+        stage_cfg = config.stages[name]
+        start_step = checkpoint_step(start_ckpt) if start_ckpt is not None else 0
         args = build_grpo_config(
             config,
             name,
@@ -358,7 +410,6 @@ class Driver:
         )
         quiet_trainer(trainer)
         callback.trainer = trainer
-        ctx.barrier = trainer.accelerator.wait_for_everyone
         if done_in_stage <= 0:
             ctx.event(
                 "stage_start",
@@ -377,16 +428,24 @@ class Driver:
         if ctx.interrupted:
             self._save_interrupt_checkpoint(trainer, name, step)
             raise RunInterrupted(f"interrupted at global step {step}")
-        self._finish_stage(name, trainer, step, None, promoted=callback.promoted)
+        saved = None
+        if checkpoint_step(self.run_dir / rr.CHECKPOINTS_DIR / f"step-{step}") != step:
+            trainer._save_checkpoint(trainer.model, trial=None)
+            saved = Path(trainer.args.output_dir) / f"checkpoint-{step}"
+        release_trainer(trainer)
+        return step, callback.promoted, saved
 
     def _finish_stage(
         self,
         name: str,
-        trainer: Any,
         step: int,
         existing: Path | None,
         promoted: str | None = None,
+        saved: Path | None = None,
     ) -> None:
+        """Record the end of stage ``name`` at ``step`` and commit its checkpoint, evaluate
+        it, refresh run.json. ``existing``: one of our checkpoints that already ends the stage
+        (linked in as ``stage-<name>``); ``saved``: the trainer's fresh checkpoint (moved in)."""
         ctx, state = self.ctx, self.ctx.state
         target = f"stage-{name}"
         # Written before the commit: a resume drops the end of a stage state.json lacks.
@@ -408,13 +467,8 @@ class Driver:
 
         # One state.json write commits the stage checkpoint and the stage end together.
         root = self.run_dir / rr.CHECKPOINTS_DIR
-        src: Path | None = None
-        if trainer is not None:
-            if checkpoint_step(root / f"step-{step}") == step:
-                existing = root / f"step-{step}"  # linked: state.json names it until the commit
-            else:
-                trainer._save_checkpoint(trainer.model, trial=None)
-                src = Path(trainer.args.output_dir) / f"checkpoint-{step}"
+        src = saved
+        # existing is linked, not moved: state.json names it until the commit
         if src is None and existing is not None and existing.name != target:
             src = copy_checkpoint(existing, root, target) if ctx.is_main else root / target
         if src is not None:
@@ -424,12 +478,8 @@ class Driver:
             ctx.save_state()
         if ctx.dashboard is not None:
             safe_call(ctx.dashboard.stage_end, name)
-        model = trainer.model if trainer is not None else None
-        tok = trainer.processing_class if trainer is not None else None
         if self.config.eval.after_each_stage or name == self.selected[-1]:
-            self._evaluate(f"stage-{name}", (model, tok) if model is not None else None, name)
-        if trainer is not None:
-            del trainer
+            self._evaluate(f"stage-{name}", name)
         # Refresh run.json: promotions move later stages' step ranges.
         info = rr.read_run_info(self.run_dir) if ctx.is_main else None
         if info is not None:
@@ -464,15 +514,20 @@ class Driver:
         return None
 
     # -- evaluation ----------------------------------------------------------------------------
-    def _evaluate(
-        self, label: str, loaded: tuple[Any, Any] | None, stage: str | None = None
-    ) -> None:
+    def _evaluate(self, label: str, stage: str | None = None) -> None:
+        """Evaluate the base model (``base``) or a stage checkpoint (``stage-<name>``), loaded
+        afresh on this process's device, on every process (``stages.run_eval``)."""
         if not needs_evaluation(self.ctx, label, self.heldout):
             return
-        if loaded is None:
-            path = self.base_path if label == "base" else self.run_dir / rr.CHECKPOINTS_DIR / label
-            loaded = load_policy(path, self.config)
-        model, tok = loaded
+        path = self.base_path if label == "base" else self.run_dir / rr.CHECKPOINTS_DIR / label
+        assert path is not None
+        with whole_model_loading():
+            model, tok = load_policy(path, self.config)
+        device = self.device
+        if device is None and torch.cuda.is_available():
+            device = torch.device("cuda")  # one process: its GPU, as the trainer uses
+        if device is not None and device.type != "cpu":  # load_policy loads onto the CPU
+            model.to(device)
         evaluate_into_run(
             self.ctx,
             label,
@@ -511,11 +566,18 @@ class Driver:
             signal.signal(signal.SIGINT, self._old_handler)
 
 
-def _device_name() -> str:
+def _device_name(processes: int = 1) -> str:
+    """The device line of run.json and report.md: what one process used, and how many ran.
+
+    >>> _device_name(2).endswith(", 2 processes")
+    True
+    """
     if torch.cuda.is_available():
-        return f"cuda: {torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
-    n = torch.get_num_threads()
-    return f"cpu ({n} thread{'' if n == 1 else 's'})"
+        name = f"cuda: {torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
+    else:
+        n = torch.get_num_threads()
+        name = f"cpu ({n} thread{'' if n == 1 else 's'})"
+    return name + (f", {processes} processes" if processes > 1 else "")
 
 
 def quiet_libraries() -> None:

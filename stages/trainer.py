@@ -36,8 +36,10 @@ the optimizer state (AdamW moments), the RNG state and the LR scheduler carry on
 from __future__ import annotations
 
 import contextlib
+import gc
 import inspect
 import math
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -61,7 +63,15 @@ from stages.errors import RunSetupError
 from stages.scaleout.vllm_cpu import cpu_engine_arguments, use_reload_weights, wants_cpu_engine
 from stages.temperature import TrlInternalsError, check_fused_heads
 
-__all__ = ["ROW_COLUMN", "KKGRPOTrainer", "check_dynamic_sampling_hooks", "quiet_trainer"]
+__all__ = [
+    "ROW_COLUMN",
+    "KKGRPOTrainer",
+    "allow_indexed_cpu_loads",
+    "check_dynamic_sampling_hooks",
+    "free_device_memory",
+    "quiet_trainer",
+    "release_trainer",
+]
 
 # Dataset column with each row's position, added when dynamic sampling is on: a refill
 # round continues after the batch's last row. Removed before TRL sees a row, so reward
@@ -154,6 +164,8 @@ class KKGRPOTrainer(GRPOTrainer):
         return self.lr_scheduler
 
     def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        if checkpoint is not None and self.args.device.type == "cpu":
+            allow_indexed_cpu_loads()
         super()._load_optimizer_and_scheduler(checkpoint)
         if checkpoint is None or self.lr_scheduler is None:
             return
@@ -365,3 +377,79 @@ def quiet_trainer(trainer: Any) -> None:
     """Drop the console printer and progress bar callbacks: the dashboard prints instead."""
     for cb in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(cb)
+
+
+def _indexed_cpu_storage(storage: Any, location: str) -> Any:
+    """torch.load deserializer for ``cpu:<n>``: the storage is already on the CPU."""
+    head, _, index = location.partition(":")
+    return storage if head == "cpu" and index.isdigit() else None
+
+
+def _no_tag(storage: Any) -> None:
+    return None  # saving keeps torch's own tags
+
+
+_INDEXED_CPU: list[bool] = []
+
+
+def allow_indexed_cpu_loads() -> None:
+    """Let ``torch.load(..., map_location=torch.device("cpu", n))`` work (idempotent).
+
+    accelerate's CPU processes run on ``torch.device("cpu", 0)``; with several processes
+    transformers loads a resumed optimizer with ``map_location=args.device``, and torch has no
+    deserializer for the location ``cpu:0`` ("don't know how to restore data location"):
+    every stage after the first failed under two CPU processes. Registered through torch's
+    public ``torch.serialization.register_package``.
+    """
+    if not _INDEXED_CPU:
+        torch.serialization.register_package(11, _no_tag, _indexed_cpu_storage)
+        _INDEXED_CPU.append(True)
+
+
+def release_trainer(trainer: Any) -> None:
+    """Drop what a finished stage's trainer holds, so the next stage gets the memory.
+
+    Breaks the trainer <-> callback cycle (``KKRunCallback.trainer``), lets accelerate drop
+    its prepared models, optimizers, schedulers, data loaders and DeepSpeed engine
+    (``Accelerator.free_memory``), and drops TRL's vLLM generator. The caller drops its own
+    references, then ``free_device_memory`` collects and empties the device cache.
+    """
+    for callback in list(trainer.callback_handler.callbacks):
+        if getattr(callback, "trainer", None) is trainer:
+            callback.trainer = None
+    trainer.callback_handler.callbacks.clear()
+    trainer.accelerator.free_memory()
+    _clear_zero3_module_stack()
+    for name in ("vllm_generation", "model_wrapped", "ref_model", "optimizer", "lr_scheduler"):
+        if getattr(trainer, name, None) is not None:
+            setattr(trainer, name, None)
+
+
+def _clear_zero3_module_stack() -> None:
+    """Empty DeepSpeed ZeRO-3's stack of modules in a forward pass.
+
+    Under ZeRO-3 TRL generates with the hooks removed (``unwrap_model_for_generation``), so
+    the pushes of a forward are not all popped and the module-level list
+    ``deepspeed.runtime.zero.parameter_offload.FWD_MODULE_STACK`` keeps the stage's policy
+    alive after its engine is destroyed (found by tests/test_multiprocess_deepspeed.py).
+    Between stages no forward is running, so the stack is empty by rights.
+    """
+    offload = sys.modules.get("deepspeed.runtime.zero.parameter_offload")
+    if offload is None:
+        return  # DeepSpeed never ran ZeRO-3 in this process
+    stack = getattr(offload, "FWD_MODULE_STACK", None)
+    if not isinstance(stack, list):
+        import deepspeed
+
+        raise TrlInternalsError(
+            f"deepspeed {deepspeed.__version__}: parameter_offload.FWD_MODULE_STACK is not a "
+            "list; kk-rl's stage handover is written for deepspeed 0.19.8 (pyproject.toml)"
+        )
+    stack.clear()
+
+
+def free_device_memory() -> None:
+    """Collect garbage (reference cycles included) and return cached device memory."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -166,7 +166,8 @@ class FakeTrainer:
         self.model = kwargs["model"]
         self.processing_class = kwargs["processing_class"]
         self.state = TrainerState()
-        self.accelerator = SimpleNamespace(wait_for_everyone=lambda: None)
+        self.accelerator = SimpleNamespace(wait_for_everyone=lambda: None, free_memory=lambda: None)
+        self.callback_handler = SimpleNamespace(callbacks=list(kwargs["callbacks"]))
 
     def _save_checkpoint(self, model: Any, trial: Any = None) -> None:
         folder = Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}"

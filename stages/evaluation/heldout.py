@@ -473,8 +473,15 @@ def evaluate(
     top_p: float = 1.0,
     top_k: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    generate: Callable[..., tuple[list[list[str]], list[list[int]], list[list[bool]]]]
+    | None = None,
+    settings_extra: Mapping[str, Any] | None = None,
 ) -> EvalResult:
     """Generate ``samples`` completions per record and score them per person count.
+
+    ``generate`` replaces ``generate_completions`` (same arguments and result: the run's
+    evaluation shards the prompts over processes with it); ``settings_extra`` is added to
+    the result's settings.
 
     Returns an ``EvalResult``: ``result.groups[people].strict`` / ``.lenient`` /
     ``.pass_at_k`` / ``.format_error`` / ``.truncation`` are ``Rate`` objects (value, low,
@@ -485,7 +492,7 @@ def evaluate(
         raise ValueError("evaluate() needs at least one record")
     t0 = time.perf_counter()
     prompts = [render_prompt(r, tokenizer, prefill_think) for r in records]
-    texts, lengths, truncs = generate_completions(
+    texts, lengths, truncs = (generate or generate_completions)(
         model,
         tokenizer,
         prompts,
@@ -509,6 +516,7 @@ def evaluate(
         "prefill_think": prefill_think,
         "seed": seed,
         "records": len(records),
+        **dict(settings_extra or {}),
     }
     return summarize_generations(
         records,

@@ -55,15 +55,16 @@ def _mean(values: list[float]) -> float | None:
 def pooled_rate(
     steps: list[rr.StepMetrics], field: str, batch: int
 ) -> tuple[float, float, float, int] | None:
-    """(rate, low, high, completions) of a per-step ratio pooled over steps of ``batch``
-    completions each. Completions of one prompt are correlated, so the interval is a
-    lower bound on the real uncertainty."""
-    vals = [getattr(m, field) for m in steps]
-    vals = [v for v in vals if v is not None and not math.isnan(v)]
-    if not vals or batch <= 0:
+    """(rate, low, high, completions) of a per-step ratio pooled over steps. Each step counts
+    the completions it recorded (``batch_completions``: the global batch, all processes),
+    else ``batch``, the planned one. Completions of one prompt are correlated, so the
+    interval is a lower bound on the real uncertainty."""
+    pairs = [(getattr(m, field), m.batch_completions or batch) for m in steps]
+    pairs = [(v, k) for v, k in pairs if v is not None and not math.isnan(v) and k > 0]
+    if not pairs:
         return None
-    n = batch * len(vals)
-    successes = sum(v * batch for v in vals)
+    n = sum(k for _, k in pairs)
+    successes = sum(v * k for v, k in pairs)
     low, high = wilson(successes, n)
     return successes / n, low, high, n
 

@@ -16,8 +16,8 @@ LaunchInfo(rank=1, world_size=2, local_rank=1, local_world_size=1, launcher='tor
 >>> is_main_process({})  # plain `kk-train`: one process, the main one
 True
 
-Also here: the GPU count (without importing torch when CUDA is hidden), a barrier and a
-broadcast that are no-ops in a single process, the LoRA config builder for ``model.peft``,
+Also here: the GPU count (without importing torch when CUDA is hidden), a barrier, a
+broadcast and a gather that are no-ops in a single process, the LoRA config builder for ``model.peft``,
 and the exact commands of vLLM server mode
 (``python -m stages.scaleout.launch server-mode``).
 """
@@ -38,6 +38,7 @@ __all__ = [
     "ServerModePlan",
     "Silent",
     "broadcast_from_main",
+    "gather_from_all",
     "gpu_count",
     "import_peft",
     "is_local_main_process",
@@ -223,6 +224,23 @@ def broadcast_from_main(obj: T) -> T:
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def gather_from_all(obj: T) -> list[T]:
+    """Every process's ``obj``, in rank order, on every process (``[obj]`` in one process).
+
+    Every process must call it: it is a collective, like the barrier.
+
+    >>> gather_from_all({"records": 3})
+    [{'records': 3}]
+    """
+    if not _dist_ready():
+        return [obj]
+    import torch.distributed as dist
+
+    box: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(box, obj)
+    return box
 
 
 @contextmanager
