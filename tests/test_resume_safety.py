@@ -168,13 +168,14 @@ def test_step_checkpoint_replaced_and_pruned_is_never_missing(tmp_path, monkeypa
 def test_stage_end_is_one_state_write_with_its_checkpoint(
     tmp_path, monkeypatch, saved_at_stage_end
 ):
-    """``_finish_stage`` of a warm-up promoted at step 4: its checkpoint comes from the
-    trainer's save, or (same-step) is the step-4 checkpoint on_save just committed. After
-    any kill, state.json has the old state or all of the new one."""
+    """``_finish_stage`` of a warm-up promoted at step 4: its checkpoint is the trainer's
+    fresh save (``_train_stage`` saved it before releasing the trainer), or (same-step) the
+    step-4 checkpoint on_save just committed. After any kill, state.json has the old state
+    or all of the new one."""
     config = _config()
     planned_bounds = CurriculumState.fresh(config).stage_bounds
 
-    class Trainer:  # what _finish_stage uses of a trainer
+    class Trainer:  # what _train_stage's stage-end save uses of a trainer
         model = processing_class = None
 
         def __init__(self, run_dir: Path) -> None:
@@ -204,7 +205,14 @@ def test_stage_end_is_one_state_write_with_its_checkpoint(
         driver = Driver(config, run_dir)
         driver.ctx.state = CurriculumState.load(run_dir)
         killer.state_writes = 0
-        driver._finish_stage("warmup", Trainer(run_dir), 4, None, promoted="rule held")
+        root = run_dir / rr.CHECKPOINTS_DIR
+        if saved_at_stage_end:
+            driver._finish_stage("warmup", 4, root / "step-4", promoted="rule held")
+        else:
+            trainer = Trainer(run_dir)
+            trainer._save_checkpoint(trainer.model, trial=None)
+            saved = Path(trainer.args.output_dir) / "checkpoint-4"
+            driver._finish_stage("warmup", 4, None, promoted="rule held", saved=saved)
         assert killer.state_writes == 1
 
     def check(run_dir: Path, killed: bool) -> None:
