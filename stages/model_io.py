@@ -74,6 +74,20 @@ def load_model_and_tokenizer(
     return model, tokenizer
 
 
+def load_hub_model(
+    name: str, *, dtype: Any = None, init_kwargs: Mapping[str, Any] | None = None
+) -> tuple[Any, Any]:
+    """A causal LM and its tokenizer by hub id (the network or the local HF cache); a
+    ``dtype`` in ``init_kwargs`` wins over ``dtype``."""
+    from transformers import AutoModelForCausalLM
+
+    kwargs = dict(init_kwargs or {})
+    if dtype is not None:
+        kwargs.setdefault("dtype", dtype)
+    model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
+    return model, load_tokenizer_for(name)
+
+
 def load_merged_adapter(
     path: Path, *, dtype: Any = None, init_kwargs: Mapping[str, Any] | None = None
 ) -> tuple[Any, Any]:
@@ -88,13 +102,7 @@ def load_merged_adapter(
     elif base.startswith((".", "/", "~")):
         raise FileNotFoundError(f"the base model of adapter {path} is gone: {base}")
     else:  # a hub id: the network or the local HF cache
-        from transformers import AutoModelForCausalLM
-
-        kwargs = dict(init_kwargs or {})
-        if dtype is not None:
-            kwargs.setdefault("dtype", dtype)
-        model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
-        tok = load_tokenizer_for(base)
+        model, tok = load_hub_model(base, dtype=dtype, init_kwargs=init_kwargs)
     if (path / "tokenizer_config.json").is_file():
         tok = load_tokenizer_for(path)  # the trainer saves its tokenizer with the adapter
     model = peft.PeftModel.from_pretrained(model, str(path)).merge_and_unload()

@@ -22,7 +22,12 @@ import torch
 
 from curriculum.config import ConfigError
 from rewards.registry import build_rewards, describe
-from stages.model_io import check_prompt_style, load_model_and_tokenizer, prompt_for
+from stages.model_io import (
+    check_prompt_style,
+    load_hub_model,
+    load_model_and_tokenizer,
+    prompt_for,
+)
 
 __all__ = [
     "build_dataset",
@@ -88,13 +93,7 @@ def load_policy(path: Path | str, config: Any) -> tuple[Any, Any]:
     if Path(str(path)).is_dir():
         model, tok = load_model_and_tokenizer(path, dtype=dtype, init_kwargs=init_kwargs)
     else:  # hub id
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        init_kwargs.setdefault("dtype", dtype)
-        model = AutoModelForCausalLM.from_pretrained(str(path), **init_kwargs)
-        tok = AutoTokenizer.from_pretrained(str(path))
-        if tok.pad_token is None:
-            tok.pad_token = tok.eos_token
+        model, tok = load_hub_model(str(path), dtype=dtype, init_kwargs=init_kwargs)
     try:
         check_prompt_style(str(config.prompt.style), tok, str(config.model.name_or_path))
     except ValueError as err:
