@@ -343,10 +343,11 @@ class KKRunCallback(TrainerCallback):
         num_gen = int(args.num_generations)
         stats: dict[str, Any] = {}
         frac_zero = _f(logs.get("frac_reward_zero_std"))
-        groups = self._groups(batch, num_gen, fill)
+        totals = self.recorder.totals(batch) if batch is not None else []
+        groups = self._groups(totals, num_gen, fill)
         if batch is not None:
             stats = batch_statistics(batch, self.prefilled_think)
-            own = zero_std_group_fraction(self.recorder.totals(batch), num_gen)
+            own = zero_std_group_fraction(totals, num_gen)
             if own is not None:
                 frac_zero = own
         if fill is not None:
@@ -403,8 +404,9 @@ class KKRunCallback(TrainerCallback):
             **groups,
         )
 
-    def _groups(self, batch: Batch | None, num_gen: int, fill: Any) -> dict[str, Any]:
-        """The dynamic-sampling fields of StepMetrics (with it off: one round, no drops)."""
+    def _groups(self, totals: Sequence[float], num_gen: int, fill: Any) -> dict[str, Any]:
+        """The dynamic-sampling fields of StepMetrics (with it off: one round, no drops;
+        ``totals``: the step batch's weighted rewards)."""
         if fill is not None:
             return {
                 "zero_std_groups_dropped": int(fill.zero_std_dropped),
@@ -413,7 +415,6 @@ class KKRunCallback(TrainerCallback):
                 "zero_std_groups_generated": int(fill.zero_std_generated),
                 "batch_filled": bool(fill.filled),
             }
-        totals = self.recorder.totals(batch) if batch is not None else []
         if not totals or len(totals) % num_gen:
             return {}
         flags = groups_with_signal(totals, num_gen)
