@@ -10,11 +10,13 @@ conversational datasets ``[{"role": "assistant", "content": ...}]``.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+from kk_puzzles.compact_trace import compact_trace
 from rewards.parsing import (
     THINK_CLOSE,
     THINK_OPEN,
@@ -37,10 +39,13 @@ __all__ = [
     "RepetitionPenaltyReward",
     "RewardFunction",
     "TagCountReward",
+    "TracePrefixReward",
 ]
 
 # Dataset columns that make up the answer key of a puzzle.
-PUZZLE_FIELDS = ("names", "solution", "knight_knave", "solution_text_format", "reward_model")
+PUZZLE_FIELDS = (
+    "names", "solution", "knight_knave", "solution_text_format", "reward_model", "statements",
+)  # fmt: skip
 
 
 def _puzzles(n: int, columns: Mapping[str, Any]) -> list[dict]:
@@ -551,6 +556,59 @@ class LanguageConsistencyReward(RewardFunction):
         return out
 
 
+class TracePrefixReward(RewardFunction):
+    """Process reward for the compact trace (`kk_puzzles.compact_trace`, the tiny model's
+    reasoning format): `scale` times the share of the puzzle's reference trace lines that
+    the reasoning reproduces, in order, before its first wrong line. Each line is one
+    rule-checked step (a candidate row, one speaker's claim evaluated on it, ok or bad), so
+    the reward says how far the reasoning went before its first mistake, where the answer
+    reward only says whether it ended right. Needs the `statements` column; 0 without it.
+
+    >>> rec = {"names": ['["Zoey", "Bob"]'], "knight_knave": ['{"knight": "knight", "knave": "knave"}'],
+    ...        "statements": ["(('lying', 1), ('lying', 0))"]}
+    >>> ref = compact_trace({k: v[0] for k, v in rec.items()}).splitlines()
+    >>> f = TracePrefixReward(prefilled_think=True)
+    >>> f(["\\n" + ref[0] + "\\nZoey knave Bob knave : x\\n</think>"], **rec) == [1 / len(ref)]
+    True
+    """
+
+    name = "trace_prefix"
+    defaults: ClassVar[dict[str, Any]] = {"prefilled_think": False, "scale": 1.0}
+
+    def _rewards(self, texts, prompts, columns):
+        puzzles = _puzzles(len(texts), columns)
+        out = []
+        for text, puzzle in zip(texts, puzzles, strict=False):
+            if not puzzle.get("statements") or not puzzle.get("names"):
+                out.append(0.0)
+                continue
+            ref = _reference_lines(
+                str(puzzle["names"]),
+                str(puzzle["statements"]),
+                str(puzzle.get("knight_knave") or "{}"),
+            )
+            start = 0
+            if not self.params["prefilled_think"]:
+                start = text.find(THINK_OPEN)
+                start = 0 if start < 0 else start + len(THINK_OPEN)
+            end = text.find(THINK_CLOSE, start)
+            lines = [ln.strip() for ln in text[start : end if end >= 0 else len(text)].splitlines()]
+            lines = [ln for ln in lines if ln]
+            matched = 0
+            for got, want in zip(lines, ref, strict=False):
+                if got != want:
+                    break
+                matched += 1
+            out.append(float(self.params["scale"]) * matched / len(ref))
+        return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _reference_lines(names: str, statements: str, knight_knave: str) -> tuple[str, ...]:
+    record = {"names": names, "statements": statements, "knight_knave": knight_knave}
+    return tuple(compact_trace(record).splitlines())
+
+
 REWARD_CLASSES: dict[str, type[RewardFunction]] = {
     cls.name: cls
     for cls in (
@@ -565,5 +623,6 @@ REWARD_CLASSES: dict[str, type[RewardFunction]] = {
         RepetitionPenaltyReward,
         OverlongReward,
         LanguageConsistencyReward,
+        TracePrefixReward,
     )
 }

@@ -142,6 +142,7 @@ def build_dataset(
                 "solution": _json_col(rec.get("solution", [])),
                 "knight_knave": _json_col(rec.get("knight_knave", {})),
                 "solution_text_format": str(rec.get("solution_text_format", "")),
+                "statements": str(rec.get("statements", "")),  # the trace_prefix reward's key
             }
         )
     if not rows:

@@ -244,3 +244,27 @@ def test_language_consistency_values() -> None:
     assert fixed(["<think>да no</think>"]) == [1.0]
     pre = build_reward("language_consistency", prefilled_think=True)
     assert pre(["abc</think><answer>是</answer>"], prompts=["hello"]) == [1.0]
+
+
+def test_trace_prefix_values() -> None:
+    # Zoey says "Oliver is a knave", Oliver says "Zoey is a knave": two candidate rows are
+    # checked before the solution row (Zoey knight, Oliver knave) passes both speakers.
+    stmts = "(('lying', 1), ('lying', 0))"
+    ref = [
+        "Zoey knight Oliver knight : Zoey knight : Oliver knave = knight false ; false knight bad",
+        "Zoey knight Oliver knave : Zoey knight : Oliver knave = knave true ; true knight ok",
+        "Zoey knight Oliver knave : Oliver knave : Zoey knave = knight false ; false knave ok",
+    ]
+    f = build_reward("trace_prefix", scale=3.0)
+    full = "<think>\n" + "\n".join(ref) + "\n</think><answer>x</answer>"
+    wrong_second = full.replace("knave true ; true knight ok", "knave true ; true knight bad")
+    skipped_first = "<think>\n" + "\n".join(ref[1:]) + "\n</think>"
+    cols = {"names": [json.dumps(NAMES)] * 5, "knight_knave": [json.dumps(KK)] * 5,
+            "statements": [stmts] * 5}  # fmt: skip
+    texts = [full, wrong_second, skipped_first, "no think block", full]
+    # 3/3 lines, 1 line before the first wrong one, none (starts at the wrong row), no
+    # reasoning; the last one without a statements column value scores 0
+    cols["statements"][4] = ""
+    assert f(texts, **cols) == [3.0, 1.0, 0.0, 0.0, 0.0]
+    assert build_reward("trace_prefix", prefilled_think=True)(["\n" + ref[0]], **{
+        k: v[:1] for k, v in cols.items()}) == [pytest.approx(1 / 3)]  # fmt: skip
