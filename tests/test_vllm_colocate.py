@@ -8,12 +8,10 @@ torch.distributed in its process. ~1-2 minutes on the shared 2-core machine.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from check_script import run_check
 
 from stages.scaleout.vllm_support import vllm_unavailable_reason
 
@@ -22,20 +20,12 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(VLLM_REASON is not None, reason=f"needs vLLM: {VLLM_REASON}"),
 ]
-HERE = Path(__file__).resolve().parent
 
 
-def test_cpu_weight_sync_keeps_greedy_parity_with_hf(tmp_path: Path, repo_root: Path) -> None:
-    out = tmp_path / "colocate.json"
-    proc = subprocess.run(
-        [sys.executable, str(HERE / "vllm_colocate_check.py"), str(out), str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=repo_root,
+def test_cpu_weight_sync_keeps_greedy_parity_with_hf(tmp_path: Path) -> None:
+    got = run_check(
+        "vllm_colocate_check.py", str(tmp_path), out=tmp_path / "colocate.json", timeout=900
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    got = json.loads(out.read_text(encoding="utf-8"))
     assert got["engine_dtype"] == "torch.float32"  # the policy's dtype, not the bf16 on disk
     # Before training: the engine holds the base weights, token for token HF's greedy output.
     assert got["vllm_before"] == got["hf_before"]

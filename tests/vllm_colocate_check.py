@@ -1,6 +1,6 @@
 """Run in a subprocess by ``test_vllm_colocate.py``: colocated vLLM on a CPU, for real.
 
-``python tests/vllm_colocate_check.py OUT_JSON WORKDIR`` builds a ``KKGRPOTrainer`` on the
+``python tests/vllm_colocate_check.py WORKDIR OUT_JSON`` builds a ``KKGRPOTrainer`` on the
 shipped tiny base with ``use_vllm=True`` (colocate), compares vLLM's greedy output with HF
 ``generate`` (a separate, untouched copy of the model) before training, trains one step,
 syncs the weights into the engine, compares again, frees the engine and writes what it saw
@@ -25,21 +25,29 @@ def _reward_distinct_words(completions: list[Any], **_: Any) -> list[float]:
     return [float(len(set(str(c).split()))) for c in completions]
 
 
-def _hf_greedy(state: dict[str, Any], prompts: list[list[int]], eos: int) -> list[list[int]]:
+def hf_greedy(
+    prompts: list[list[int]],
+    eos: int,
+    state: dict[str, Any] | None = None,
+    max_tokens: int = MAX_TOKENS,
+) -> list[list[int]]:
+    """HF ``generate``'s greedy completions (up to and including EOS) of the shipped tiny
+    base, or of the base with ``state`` loaded; one prompt at a time (no padding)."""
     import torch
 
     from stages.model_io import load_model_and_tokenizer
     from stages.tiny.base import ASSET_DIR
 
     model, _ = load_model_and_tokenizer(ASSET_DIR)
-    model.load_state_dict(state)
+    if state is not None:
+        model.load_state_dict(state)
     model.eval()
     out = []
     with torch.no_grad():
         for ids in prompts:
             seq = model.generate(
                 torch.tensor([ids]),
-                max_new_tokens=MAX_TOKENS,
+                max_new_tokens=max_tokens,
                 do_sample=False,
                 eos_token_id=eos,
                 pad_token_id=eos,
@@ -48,7 +56,7 @@ def _hf_greedy(state: dict[str, Any], prompts: list[list[int]], eos: int) -> lis
     return out
 
 
-def main(out_path: str, workdir: str) -> None:
+def main(workdir: str, out_path: str) -> None:
     from tiny_trainer import tiny_dataset, tiny_grpo_config
     from vllm import SamplingParams
 
@@ -97,7 +105,7 @@ def main(out_path: str, workdir: str) -> None:
     result: dict[str, Any] = {"engine_dtype": str(gen.llm.llm_engine.model_config.dtype)}
     before = weights()
     result["vllm_before"] = vllm_greedy()
-    result["hf_before"] = _hf_greedy(before, prompts, eos)
+    result["hf_before"] = hf_greedy(prompts, eos, before)
     trainer.train()
     after = weights()
     result["weight_change"] = max(float((after[k] - before[k]).abs().max()) for k in before)
@@ -107,7 +115,7 @@ def main(out_path: str, workdir: str) -> None:
     gen.sync_weights()
     result["sync_seconds"] = time.perf_counter() - t0
     result["vllm_after"] = vllm_greedy()
-    result["hf_after"] = _hf_greedy(after, prompts, eos)
+    result["hf_after"] = hf_greedy(prompts, eos, after)
     engine = weakref.ref(gen.llm)
     result["released"] = release_engine(trainer)
     result["engine_gone"] = engine() is None
