@@ -99,6 +99,8 @@ class TrainConfig:
     vllm_gpu_memory_utilization: float = 0.3
     vllm_tensor_parallel_size: int = 1
     vllm_max_model_length: int | None = None
+    vllm_importance_sampling_correction: bool = True  # TRL: reweight for vLLM's sampling
+    vllm_importance_sampling_mode: str = "sequence_mask"
     extra: dict[str, Any] = field(default_factory=dict)  # further GRPOConfig keys, verbatim
 
 

@@ -198,6 +198,8 @@ def build_grpo_config(
         vllm_max_model_length=(
             None if train.vllm_max_model_length is None else int(train.vllm_max_model_length)
         ),
+        vllm_importance_sampling_correction=bool(train.vllm_importance_sampling_correction),
+        vllm_importance_sampling_mode=str(train.vllm_importance_sampling_mode),
         # Logging and saving: the driver's callback writes the run records every step.
         logging_steps=int(train.logging_steps),
         logging_first_step=True,

@@ -128,10 +128,10 @@ PINNED_TRAIN = (
     "bf16",
     "logging_steps",
     "max_grad_norm",
-)
-PINNED_EXTRA = (
     "vllm_importance_sampling_correction",
     "vllm_importance_sampling_mode",
+)
+PINNED_EXTRA = (
     "vllm_importance_sampling_clip_max",
     "use_bias_correction_kl",
     "vllm_enable_sleep_mode",
