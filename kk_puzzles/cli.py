@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from .cli_errors import CliError, OneLineParser, run_cli
-from .generator import CASTS, MIN_PEOPLE, GenerationError, check_knobs, generate, split
+from .generator import (
+    CASTS,
+    MIN_PEOPLE,
+    GenerationError,
+    check_knobs,
+    collector_paused,
+    generate,
+    split,
+)
 from .render import ROLE_PAIRS, role_words
 from .solver import MAX_PEOPLE
 
@@ -264,6 +272,7 @@ def _default_out(args: argparse.Namespace) -> Path:
     return Path("data") / ("_".join(parts) + _suffix(args.format))
 
 
+@collector_paused  # writing makes no reference cycles either (records are the bulk)
 def cmd_generate(argv: Sequence[str]) -> int:
     args = _gen_parser().parse_args(argv)
     people = parse_people(args.people)

@@ -14,11 +14,13 @@ try:  # blake2 without loading OpenSSL (hashlib's import costs ~20 ms per proces
     from _blake2 import blake2b
 except ImportError:  # pragma: no cover - other Python builds
     from hashlib import blake2b
+import functools
+import gc
 import itertools
 import random
 from bisect import bisect_right
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from .grammar import Statement, canonical, parse_statements
 from .render import (
@@ -33,7 +35,7 @@ from .render import (
 )
 from .reserved import RESERVED_PER_MILLE, check_mode, is_reserved_id, key_bucket, structure_key
 from .solver import MAX_PEOPLE, combine_masks, knight_masks
-from .trace import Claim, claim_for, render_trace, trace_steps
+from .trace import claim_for, claim_from_mask, render_trace, trace_steps
 
 MIN_PEOPLE = 2
 MAX_DEPTH = 5
@@ -46,6 +48,30 @@ RANDOM_ROLE_WORDS = "random"
 CASTS = ("random", "fixed")
 # Give up when this many samples in a row bring no new puzzle (space exhausted).
 STALL_LIMIT = 20_000
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def collector_paused(fn: _F) -> _F:
+    """Run ``fn`` with Python's cyclic garbage collector paused (restored after).
+
+    Generating and perturbing make no reference cycles (tests check), so the collector
+    would only walk the growing list of records again and again: about 4% of a kk-gen run.
+    Memory is freed by reference counting as usual.
+    """
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    return run  # type: ignore[return-value]
 
 
 class GenerationError(ValueError):
@@ -131,11 +157,20 @@ class _Meta:
 
     __slots__ = ("canon", "claim", "pattern", "text")
 
-    def __init__(self, speaker: int, stmt: Statement, cache: bool = True) -> None:
+    def __init__(
+        self, speaker: int, stmt: Statement, people: int, consistent: int | None = None
+    ) -> None:
+        """``consistent``: where the claim matches its speaker's role, over all 2^people
+        assignments (the sampler's mask), if known."""
         self.text = repr(stmt)
         canon = canonical(stmt)
         self.canon = self.text if canon == stmt else repr(canon)
-        self.claim = claim_for(speaker, stmt) if cache else Claim(speaker, stmt)
+        if people > CACHE_MAX_PEOPLE:
+            self.claim = claim_for(speaker, stmt, cache=False)
+        elif consistent is None:
+            self.claim = claim_for(speaker, stmt)
+        else:
+            self.claim = claim_from_mask(speaker, stmt, consistent, people)
         self.pattern = claim_pattern(stmt)
 
 
@@ -147,15 +182,15 @@ _METAS: dict[tuple[int, Statement], _Meta] = {}
 CACHE_MAX_PEOPLE = 10
 
 
-def _meta(speaker: int, stmt: Statement, people: int) -> _Meta:
+def _meta(speaker: int, stmt: Statement, people: int, consistent: int | None = None) -> _Meta:
     if people > CACHE_MAX_PEOPLE:
-        return _Meta(speaker, stmt, cache=False)
+        return _Meta(speaker, stmt, people)
     key = (speaker, stmt)
     m = _METAS.get(key)
     if m is None:
         if len(_METAS) > 100_000:  # bound memory on long runs
             _METAS.clear()
-        m = _METAS[key] = _Meta(speaker, stmt)
+        m = _METAS[key] = _Meta(speaker, stmt, people, consistent)
     return m
 
 
@@ -294,7 +329,7 @@ class _Sampler:
         for s, (i, (_, entries, cache)) in enumerate(zip(picks, self.tables, strict=True)):
             meta = cache[i]
             if meta is None:
-                meta = cache[i] = _Meta(s, entries[i][0])
+                meta = cache[i] = _Meta(s, entries[i][0], self.n, self.draws[s][1][i])
             stmts.append(entries[i][0])
             metas.append(meta)
         return tuple(stmts), ok.bit_length() - 1, metas
@@ -303,18 +338,21 @@ class _Sampler:
         full, knights = self.full, self.knights
         ok = full
         stmts = []
+        conses = []
         for s in range(self.n):
             st, m = self.sample(s, self.depth)
-            ok &= full ^ knights[s] ^ m
+            cons = full ^ knights[s] ^ m
+            ok &= cons
             if not ok:
                 return None
             stmts.append(st)
+            conses.append(cons)
         if ok & (ok - 1):
             return None
         return (
             tuple(stmts),
             ok.bit_length() - 1,
-            [_meta(s, st, self.n) for s, st in enumerate(stmts)],
+            [_meta(s, stmts[s], self.n, conses[s]) for s in range(self.n)],
         )
 
 
@@ -417,6 +455,7 @@ def build_record(
     }
 
 
+@collector_paused
 def _generate(
     people: int | Sequence[int] | Mapping[int, float],
     n: int,

@@ -376,6 +376,59 @@ def test_trace_backtracks_on_contradiction():
     assert lines[-1] == "Conclusion: Ann is a knave, Bo is a knight, and Cy is a knight."
 
 
+def test_trace_same_in_both_claim_spaces():
+    # A claim's truth table over only its own people (claim_for) and over all 2^n
+    # assignments (claim_from_mask, the generator's masks) must give the same trace, also
+    # for puzzles with no solution or several (the search then backtracks or stops early).
+    import random
+
+    from kk_puzzles.generator import DEFAULT_OP_WEIGHTS, _Sampler
+    from kk_puzzles.solver import knight_masks
+    from kk_puzzles.trace import claim_for, claim_from_mask, trace_steps
+
+    rng = random.Random(5)
+    kinds = Counter()
+    for n, depth, width in [(2, 2, 2), (3, 2, 2), (4, 3, 3), (5, 2, 2), (6, 3, 2), (7, 4, 3)]:
+        sampler = _Sampler(n, depth, width, DEFAULT_OP_WEIGHTS, rng)
+        knights, full = knight_masks(n)
+        for _ in range(150):
+            drawn = [sampler.sample(s, depth) for s in range(n)]
+            stmts = tuple(st for st, _ in drawn)
+            local = [claim_for(s, st, cache=False) for s, st in enumerate(stmts)]
+            whole = [
+                claim_from_mask(s, st, full ^ knights[s] ^ m, n) for s, (st, m) in enumerate(drawn)
+            ]
+            steps = trace_steps(stmts, claims=local)
+            assert trace_steps(stmts, claims=whole) == steps
+            assert trace_steps(stmts) == steps  # cached, shared claims
+            sols = naive_solutions(stmts)
+            assert steps[-1] == (("done", sols[0]) if sols else ("fail",))
+            kinds.update(s[0] for s in steps)
+    assert kinds["backtrack"] and kinds["fail"] and kinds["claim"] and kinds["neither"]
+
+
+def test_generation_makes_no_reference_cycles():
+    # generate() and perturb_all() run with the cyclic garbage collector paused: that is
+    # only safe while they leave no cyclic garbage behind.
+    import gc
+
+    from kk_puzzles.perturb import perturb_all
+
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        recs = generate(5, 200, seed=0)
+        generate(16, 10, seed=1, depth=3)
+        split(3, 50, 20, seed=2, cast="fixed")
+        perturb_all(recs[:50], ["statement", "leaf", "names", "roles", "order"], seed=0)
+        assert gc.collect() == 0
+    finally:
+        if was_enabled:
+            gc.enable()
+    assert gc.isenabled() == was_enabled
+
+
 # ---------------------------------------------------------------- prompts and import hygiene
 
 
