@@ -30,8 +30,7 @@ from .render import (
     claim_pattern,
     render_quiz,
     role_words,
-    solution_text,
-    solution_text_format,
+    solution_texts,
 )
 from .reserved import RESERVED_PER_MILLE, check_mode, is_reserved_id, key_bucket, structure_key
 from .solver import MAX_PEOPLE, combine_masks, knight_masks
@@ -434,14 +433,14 @@ def build_record(
         metas = [_meta(i, s, len(statements)) for i, s in enumerate(statements)]
     texts = [m.pattern.format(*names, K=kn, V=kv) for m in metas]
     steps = trace_steps(statements, claims=[m.claim for m in metas])
-    sol_text = solution_text(names, solution, roles)
+    sol_text, sol_format = solution_texts(names, solution, roles)
     return {
         "quiz": render_quiz(statements, names, roles, templates, order, texts),
         "names": names,
         "knight_knave": dict(roles),
         "solution": solution,
         "solution_text": sol_text,
-        "solution_text_format": solution_text_format(names, solution, roles),
+        "solution_text_format": sol_format,
         "statements": "("
         + ", ".join(m.text for m in metas)
         + ("," if len(metas) == 1 else "")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 from .grammar import LEAF_OPS, Statement
 
@@ -166,9 +167,35 @@ def _part(stmt: Statement, names: Sequence[str], roles: dict[str, str]) -> str:
     return f"({text})"
 
 
+def _percent_style(template: str) -> tuple[str, bool, bool]:
+    """'{name} says, "{C}."' -> ('%s says, "%s."', name comes first, claim capitalised).
+
+    ``%`` with two positional fields costs half of ``str.format`` with three keywords.
+    """
+    name_at = template.index("{name}")
+    claim_at = template.find("{c}")
+    capital = claim_at < 0
+    if capital:
+        claim_at = template.index("{C}")
+    percent = template.replace("%", "%%")
+    for field in ("{name}", "{c}", "{C}"):
+        percent = percent.replace(field, "%s")
+    return percent, name_at < claim_at, capital
+
+
+_SPEECH = {t: _percent_style(t) for t in SPEECH_TEMPLATES}
+
+
 def speech(template: str, name: str, claim: str) -> str:
-    """Fill a speech template."""
-    return template.format(name=name, c=claim, C=claim[0].upper() + claim[1:])
+    """Fill a speech template (one ``{name}`` and one ``{c}`` or ``{C}``, the claim
+    capitalised)."""
+    compiled = _SPEECH.get(template)
+    if compiled is None:
+        return template.format(name=name, c=claim, C=claim[0].upper() + claim[1:])
+    percent, name_first, capital = compiled
+    if capital:
+        claim = claim[0].upper() + claim[1:]
+    return percent % ((name, claim) if name_first else (claim, name))
 
 
 def join_names(names: Sequence[str]) -> str:
@@ -193,27 +220,50 @@ def render_quiz(
     n = len(statements)
     if claims is None:
         claims = [render_claim(s, names, roles) for s in statements]
-    out = [INTRO.format(**roles), f"You meet {n} inhabitants: {join_names(names)}."]
+    intro, outro = _frame(roles["a_knight"], roles["a_knave"], roles["Knight"], roles["knave"])
+    out = [intro, f"You meet {n} inhabitants: {join_names(names)}."]
     for i in order if order is not None else range(n):
         out.append(" " + speech(SPEECH_TEMPLATES[templates[i]], names[i], claims[i]))
-    out.append(" " + OUTRO.format(**roles))
+    out.append(outro)
     return "".join(out)
+
+
+@lru_cache(maxsize=64)
+def _frame(a_knight: str, a_knave: str, cap_knight: str, knave: str) -> tuple[str, str]:
+    """The quiz's first and last sentences for these role words (the same in every quiz)."""
+    roles = {"a_knight": a_knight, "a_knave": a_knave, "Knight": cap_knight, "knave": knave}
+    return INTRO.format(**roles), " " + OUTRO.format(**roles)
+
+
+def _roles_said(names: Sequence[str], solution: Sequence[bool], roles: dict[str, str]) -> list[str]:
+    """['A is a knight', 'B is a knave', ...]: the pieces of both solution texts."""
+    kn, kv = roles["a_knight"], roles["a_knave"]
+    return [f"{n} is {kn if k else kv}" for n, k in zip(names, solution, strict=True)]
 
 
 def solution_text(names: Sequence[str], solution: Sequence[bool], roles: dict[str, str]) -> str:
     """'A is a knight, B is a knave, and C is a knight.' (mem-kk-logic's layout)."""
-    parts = [
-        f"{n} is {roles['a_knight'] if k else roles['a_knave']}"
-        for n, k in zip(names, solution, strict=True)
-    ]
+    return _sentence(_roles_said(names, solution, roles))
+
+
+def _sentence(parts: list[str]) -> str:
     return ", ".join(parts[:-1]) + ", and " + parts[-1] + "."
+
+
+def _numbered(parts: list[str]) -> str:
+    return "\n".join([f"({i}) {p}" for i, p in enumerate(parts, 1)])
 
 
 def solution_text_format(
     names: Sequence[str], solution: Sequence[bool], roles: dict[str, str]
 ) -> str:
     """'(1) A is a knight\\n(2) B is a knave' : the answer format the rewards expect."""
-    return "\n".join(
-        f"({i}) {n} is {roles['a_knight'] if k else roles['a_knave']}"
-        for i, (n, k) in enumerate(zip(names, solution, strict=True), 1)
-    )
+    return _numbered(_roles_said(names, solution, roles))
+
+
+def solution_texts(
+    names: Sequence[str], solution: Sequence[bool], roles: dict[str, str]
+) -> tuple[str, str]:
+    """(solution_text, solution_text_format), sharing their pieces."""
+    parts = _roles_said(names, solution, roles)
+    return _sentence(parts), _numbered(parts)

@@ -212,10 +212,14 @@ class _Search:
             add = res[1]
             state |= add
             add &= KNOWN
+            checked = low
             while add:
                 low = add & -add
                 add ^= low
                 dirty |= touch[low.bit_length() - 1]
+            # Not the claim that forced them: every assignment it still allows agrees with
+            # the roles it forced, so checked again now it would find nothing new.
+            dirty &= ~checked
         return state
 
     def dfs(self, state: int, dirty: int) -> int | None:
@@ -281,12 +285,8 @@ def render_trace(
     ``claim_texts`` may hold the already rendered claims of all speakers.
     """
     a_kn, a_kv = roles["a_knight"], roles["a_knave"]
-    claims: dict[int, str] = dict(enumerate(claim_texts)) if claim_texts is not None else {}
-
-    def claim(p: int) -> str:
-        if p not in claims:
-            claims[p] = render_claim(statements[p], names, roles)
-        return claims[p]
+    if claim_texts is None:
+        claim_texts = [render_claim(s, names, roles) for s in statements]
 
     lines = [HEADER]
     for st in steps:
@@ -296,18 +296,18 @@ def render_trace(
             other, need = (a_kv, "false") if role else (a_kn, "true")
             lines.append(
                 f"{names[p]} must be {a_kn if role else a_kv}: if {names[p]} were {other}, "
-                f'the claim "{claim(p)}" would have to be {need}, and it cannot be.'
+                f'the claim "{claim_texts[p]}" would have to be {need}, and it cannot be.'
             )
         elif kind == "implied":
             j, jrole = st[2], st[3]
             lines.append(
-                f'{names[j]} is {a_kn if jrole else a_kv}, so the claim "{claim(j)}" is '
+                f'{names[j]} is {a_kn if jrole else a_kv}, so the claim "{claim_texts[j]}" is '
                 f"{'true' if jrole else 'false'}; hence {_forced_list(st[1], names, roles)}."
             )
         elif kind == "implied_any":
             j = st[2]
             lines.append(
-                f'Whatever {names[j]} is, {names[j]}\'s claim "{claim(j)}" requires that '
+                f'Whatever {names[j]} is, {names[j]}\'s claim "{claim_texts[j]}" requires that '
                 f"{_forced_list(st[1], names, roles)}."
             )
         elif kind == "assume":
@@ -321,7 +321,7 @@ def render_trace(
         elif kind == "claim":
             p, role = st[1], st[2]
             lines.append(
-                f'Contradiction: {names[p]}\'s claim "{claim(p)}" cannot be '
+                f'Contradiction: {names[p]}\'s claim "{claim_texts[p]}" cannot be '
                 f"{'true' if role else 'false'} now, yet {names[p]} is {a_kn if role else a_kv}."
             )
         elif kind == "neither":
