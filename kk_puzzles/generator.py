@@ -28,6 +28,7 @@ from .render import (
     ROLE_PAIRS,
     SPEECH_TEMPLATES,
     claim_pattern,
+    fill_claims,
     render_quiz,
     role_words,
     solution_texts,
@@ -428,10 +429,9 @@ def build_record(
     """A full record (interop fields first, in mem-kk-logic's order, then ours)."""
     solution = [bool(x) for x in solution]
     names = list(names)
-    kn, kv = roles["a_knight"], roles["a_knave"]
     if metas is None:
         metas = [_meta(i, s, len(statements)) for i, s in enumerate(statements)]
-    texts = [m.pattern.format(*names, K=kn, V=kv) for m in metas]
+    texts = fill_claims([m.pattern for m in metas], names, roles)
     steps = trace_steps(statements, claims=[m.claim for m in metas])
     sol_text, sol_format = solution_texts(names, solution, roles)
     return {

@@ -13,8 +13,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
+from operator import itemgetter
+from typing import Any
 
 from .grammar import LEAF_OPS, Statement
 
@@ -110,47 +112,56 @@ def role_words(spec: str = DEFAULT_ROLE_WORDS) -> dict[str, str]:
     }
 
 
-def _leaf(stmt: Statement, names: Sequence[str], roles: dict[str, str], neg: bool = False) -> str:
-    role = roles["a_knight"] if stmt[0] == "telling-truth" else roles["a_knave"]
-    return f"{names[stmt[1]]} is {'not ' if neg else ''}{role}"
+# A claim's text depends on the puzzle only through names and the two role words, so each
+# claim is rendered once as a %-template; the fields are picked from
+# [*names, a_knight, a_knave] (a role field holds the index of its word from the end).
+_KNIGHT, _KNAVE = -2, -1
+ClaimPattern = tuple[str, Callable[[Sequence[str]], Any]]
+_PATTERNS: dict[Statement, ClaimPattern] = {}
 
 
-_PLACEHOLDER_ROLES = {"a_knight": "{K}", "a_knave": "{V}"}
-_PATTERNS: dict[Statement, str] = {}
-
-
-def claim_pattern(stmt: Statement) -> str:
-    """The claim with ``{i}`` for names and ``{K}``/``{V}`` for roles (cached)."""
+def claim_pattern(stmt: Statement) -> ClaimPattern:
+    """(``%s`` template, field picker) of a claim (cached); see :func:`fill_claims`."""
     pattern = _PATTERNS.get(stmt)
     if pattern is None:
         if len(_PATTERNS) > 200_000:  # bound memory on long runs
             _PATTERNS.clear()
-        holders = [f"{{{i}}}" for i in range(_max_person(stmt) + 1)]
-        pattern = _PATTERNS[stmt] = _render(stmt, holders, _PLACEHOLDER_ROLES)
+        fields: list[int] = []
+        text = _render(stmt, fields)
+        pattern = _PATTERNS[stmt] = (text, itemgetter(*fields))
     return pattern
+
+
+def fill_claims(
+    patterns: Sequence[ClaimPattern], names: Sequence[str], roles: dict[str, str]
+) -> list[str]:
+    """The claims of these patterns in English, for these names and role words."""
+    values = [*names, roles["a_knight"], roles["a_knave"]]
+    return [text % pick(values) for text, pick in patterns]
 
 
 def render_claim(stmt: Statement, names: Sequence[str], roles: dict[str, str]) -> str:
     """A claim in English; compound parts of deeper claims are put in parentheses."""
-    return claim_pattern(stmt).format(*names, K=roles["a_knight"], V=roles["a_knave"])
+    return fill_claims([claim_pattern(stmt)], names, roles)[0]
 
 
-def _max_person(stmt: Statement) -> int:
-    if stmt[0] in LEAF_OPS:
-        return stmt[1]
-    return max(_max_person(s) for s in stmt[1:])
+def _leaf(stmt: Statement, fields: list[int], neg: bool = False) -> str:
+    fields += (stmt[1], _KNIGHT if stmt[0] == "telling-truth" else _KNAVE)
+    return "%s is not %s" if neg else "%s is %s"
 
 
-def _render(stmt: Statement, names: Sequence[str], roles: dict[str, str]) -> str:
+def _render(stmt: Statement, fields: list[int]) -> str:
+    """The claim with ``%s`` for each name and role word; appends what each one is to
+    ``fields``, in the order of the text."""
     op = stmt[0]
     if op in LEAF_OPS:
-        return _leaf(stmt, names, roles)
+        return _leaf(stmt, fields)
     if op == "not":
         sub = stmt[1]
         if sub[0] in LEAF_OPS:
-            return _leaf(sub, names, roles, neg=True)
-        return "it is not the case that " + _part(sub, names, roles)
-    parts = [_part(s, names, roles) for s in stmt[1:]]
+            return _leaf(sub, fields, neg=True)
+        return "it is not the case that " + _part(sub, fields)
+    parts = [_part(s, fields) for s in stmt[1:]]
     if op == "and":
         return " and ".join(parts)
     if op == "or":
@@ -160,8 +171,8 @@ def _render(stmt: Statement, names: Sequence[str], roles: dict[str, str]) -> str
     return f"{parts[0]} if and only if {parts[1]}"
 
 
-def _part(stmt: Statement, names: Sequence[str], roles: dict[str, str]) -> str:
-    text = _render(stmt, names, roles)
+def _part(stmt: Statement, fields: list[int]) -> str:
+    text = _render(stmt, fields)
     if stmt[0] in LEAF_OPS or (stmt[0] == "not" and stmt[1][0] in LEAF_OPS):
         return text
     return f"({text})"
