@@ -442,7 +442,7 @@ def build_record(
         "solution_text": sol_text,
         "solution_text_format": sol_format,
         "statements": "("
-        + ", ".join(m.text for m in metas)
+        + ", ".join([m.text for m in metas])
         + ("," if len(metas) == 1 else "")
         + ")",
         "id": pid or puzzle_id(statements),
@@ -502,7 +502,7 @@ def _generate(
                 _stalled(people, n, len(out), depth, width, reserved)
             continue
         stmts, bits, metas = got
-        pid = _hash_key("(" + ", ".join(m.canon for m in metas) + ")")
+        pid = _hash_key("(" + ", ".join([m.canon for m in metas]) + ")")
         if pid in seen or (
             reserved != "any" and is_reserved_id(pid, stmts) != (reserved == "only")
         ):
@@ -515,7 +515,7 @@ def _generate(
         seen.add(pid)
         names, role_i, templates = surface(pid, seed, c, cast)
         roles = role_choices[role_i % len(role_choices)]
-        solution = [bool(bits >> i & 1) for i in range(c)]
+        solution = [bits >> i & 1 == 1 for i in range(c)]
         out.append(
             build_record(
                 stmts,

@@ -75,18 +75,25 @@ def _atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) ->
         raise
 
 
+def _json_line() -> Callable[[Any], str]:
+    """``json.dumps`` with its defaults (mem-kk-logic's layout), less the check for
+    containers that hold themselves (records are plain data): about 5% of the encoding."""
+    return json.JSONEncoder(check_circular=False).encode
+
+
 def dumps_jsonl(records: Iterable[Mapping[str, Any]]) -> str:
     """Records as JSON lines, written like mem-kk-logic (``json.dumps`` defaults)."""
-    return "".join(json.dumps(r) + "\n" for r in records)
+    encode = _json_line()
+    return "".join([encode(r) + "\n" for r in records])
 
 
 def write_jsonl(records: Iterable[Mapping[str, Any]], path: str | os.PathLike[str]) -> None:
     """Write one JSON object per line, atomically (streamed: no whole-file string)."""
 
     def write(tmp: str) -> None:
-        dumps = json.dumps
+        encode = _json_line()
         with open(tmp, "w", encoding="utf-8") as fh:
-            fh.writelines(dumps(r) + "\n" for r in records)
+            fh.writelines(encode(r) + "\n" for r in records)
 
     _atomic_write(path, write)
 
