@@ -86,44 +86,51 @@ class Claim:
         None: nothing new; a 1-tuple (step,): contradiction; else (steps, state bits to
         add). Memoised: the same claim meets the same situations very often.
         """
-        key = state & self.keymask
-        hit = self.memo.get(key, _MISS)
-        if hit is not _MISS:
-            return hit
-        res = self._check(state & KNOWN, state >> VALUE)
-        if len(self.memo) < 4096:
-            self.memo[key] = res
-        return res
+        hit = self.memo.get(state & self.keymask, _MISS)
+        return self.answer(state) if hit is _MISS else hit
 
-    def _check(self, known: int, value: int) -> Any:
+    def answer(self, state: int) -> Any:
+        """:meth:`check` without looking in the memo first (the caller just did)."""
+        known, value = state & KNOWN, state >> VALUE
         j = self.speaker
         allowed = self.table
-        for p, kn, kv in self.vars:
+        free = []  # (person, knight mask, knave mask) of this claim's people not fixed yet
+        for var in self.vars:
+            p = var[0]
             if known >> p & 1:
-                allowed &= kn if value >> p & 1 else kv
+                allowed &= var[1] if value >> p & 1 else var[2]
+            else:
+                free.append(var)
         if not allowed:
-            if known >> j & 1:
-                return (("claim", j, bool(value >> j & 1)),)
-            return (("neither", j),)
-        forced = [
-            (p, not allowed & kv)
-            for p, kn, kv in self.vars
-            if not known >> p & 1 and not (allowed & kn and allowed & kv)
-        ]
-        if not forced:
-            return None
+            res: Any = (("claim", j, value >> j & 1 == 1),) if known >> j & 1 else (("neither", j),)
+        else:
+            forced = [
+                (p, not allowed & kv) for p, kn, kv in free if not (allowed & kn and allowed & kv)
+            ]
+            res = self._explain(forced, allowed, known, value) if forced else None
+        if len(self.memo) < 4096:
+            self.memo[state & self.keymask] = res
+        return res
+
+    def _explain(
+        self, forced: list[tuple[int, bool]], allowed: int, known: int, value: int
+    ) -> tuple[tuple[Step, ...], int]:
+        """The steps that say why these people are forced, and their state bits."""
+        j = self.speaker
         steps: list[Step] = []
-        others = tuple(f for f in forced if f[0] != j)
+        others = tuple([f for f in forced if f[0] != j])
         if len(others) < len(forced):
             steps.append(("forced", j, bool(allowed & self.kmask)))
         if others:
             if known >> j & 1:
-                steps.append(("implied", others, j, bool(value >> j & 1)))
+                steps.append(("implied", others, j, value >> j & 1 == 1))
             elif len(others) == len(forced):
                 steps.append(("implied_any", others, j))
             else:  # the speaker's role was just forced above
                 steps.append(("implied", others, j, bool(allowed & self.kmask)))
-        add = sum(1 << p | role << (VALUE + p) for p, role in forced)
+        add = 0
+        for p, role in forced:
+            add |= 1 << p | role << (VALUE + p)
         return tuple(steps), add
 
 
@@ -202,7 +209,7 @@ class _Search:
             c = claims[low.bit_length() - 1]
             res = c.memo.get(state & c.keymask, _MISS)  # check(), its memo hit inlined
             if res is _MISS:
-                res = c.check(state)
+                res = c.answer(state)
             if res is None:
                 continue
             if len(res) == 1:
