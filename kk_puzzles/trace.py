@@ -76,7 +76,9 @@ class Claim:
         self.speaker = speaker
         self.kmask = masks[people.index(speaker)]
         self.vars = [(p, m, full ^ m) for p, m in zip(people, masks, strict=True)]
-        bits = sum(1 << p for p in people)
+        bits = 0
+        for p in people:
+            bits |= 1 << p
         self.keymask = bits | bits << VALUE
         self.memo: dict[int, Any] = {}
 
@@ -135,13 +137,13 @@ class Claim:
 
 
 _CLAIMS: dict[tuple[int, Statement], Claim] = {}
-_SHARED: dict[tuple[int, int, int, int], Claim] = {}
+_SHARED: dict[tuple[int, int, int, tuple[int, ...]], Claim] = {}
 
 
 def _shared(speaker: int, people: list[int], masks: Sequence[int], table: int, full: int) -> Claim:
     """Claims alike in speaker, people and truth table answer every check alike (whatever
     their wording): one object for them all, so they share one memo."""
-    key = (speaker, sum(1 << p for p in people), table, full)
+    key = (speaker, table, full, tuple(people))
     c = _SHARED.get(key)
     if c is None:
         if len(_SHARED) > 200_000:  # bound memory on long mixed runs
