@@ -457,6 +457,22 @@ def test_import_has_no_ml_libraries():
     assert kk_puzzles.generate is generate
 
 
+def test_kk_gen_imports_no_typing(tmp_path):
+    # typing costs every kk-gen process about 2 ms: generating and writing JSONL runs
+    # without it (annotations are strings). -S: no site hooks, only the standard library.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = (
+        f"import sys; sys.path.insert(0, {root!r}); from kk_puzzles.cli import main;"
+        f"main(['--people', '4', '--n', '20', '--quiet', '--out', {str(tmp_path / 'p.jsonl')!r}]);"
+        "print(sorted(m for m in ('typing', 'tempfile', 'dataclasses') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "p.jsonl").read_text().count("\n") == 20
+
+
 def test_prefix_property():
     # curriculum.data relies on it: one seeded stream, so a shorter run is a prefix.
     long = generate({3: 1, 5: 1}, 120, seed=6)
