@@ -225,7 +225,7 @@ class _Progress:
 
 def _balance(records: Sequence[dict[str, Any]]) -> str:
     total = sum(len(r["solution"]) for r in records)
-    knights = sum(sum(1 for x in r["solution"] if x) for r in records)
+    knights = sum([sum(r["solution"]) for r in records])  # True counts 1
     if not total:
         return "no people"
     return f"{100 * knights / total:.1f}% knights / {100 * (total - knights) / total:.1f}% knaves"

@@ -370,13 +370,34 @@ def _pick(rng: random.Random, pool: Sequence[str], k: int) -> list[str]:
 
 _POOL_MIN = 1 << 64  # keep >= 64 random bits in the pool, so bias is < 2^-58
 _POOL_TOP = 1 << 512
-_MODULI: dict[tuple[int, str], list[int]] = {}
+_MODULI: dict[tuple[int, str], tuple[list[int], int]] = {}
 
 
-def _hash_draws(key: str, moduli: Sequence[int]) -> list[int]:
+def _one_digest_span(moduli: Sequence[int]) -> int:
+    """The product of the moduli when one digest serves every draw (the pool never drops
+    below _POOL_MIN), else 0."""
+    span = 1
+    for m in moduli:
+        span *= m
+    return span if span * _POOL_MIN <= _POOL_TOP else 0
+
+
+def _hash_draws(key: str, moduli: Sequence[int], span: int = 0) -> list[int]:
     """One uniform draw below each modulus, from blake2b digests of ``key`` (cheaper than
-    seeding a Random): a 512-bit digest is a pool that each draw divides."""
+    seeding a Random): a 512-bit digest is a pool that each draw divides.
+
+    ``span``: ``_one_digest_span(moduli)``, if known and not 0: the same draws, as the
+    mixed-radix digits of the pool modulo the span (a small number, so cheap divisions).
+    """
     raw = key.encode()
+    if span:
+        digest = blake2b(raw + b"\0\0\0\0").digest()  # counter 0, as below
+        pool = (int.from_bytes(digest, "little") | _POOL_TOP) % span
+        out = []
+        for m in moduli:
+            pool, x = divmod(pool, m)
+            out.append(x)
+        return out
     counter = 0
     pool = 1
     out = []
@@ -398,13 +419,12 @@ def surface(
     Keyed by (seed, id), so a perturbation can re-render the same puzzle changing one thing.
     With ``cast="fixed"`` the names are the pool's first ``people`` names, in order.
     """
-    moduli = _MODULI.get((people, cast))
-    if moduli is None:
+    known = _MODULI.get((people, cast))
+    if known is None:
         shuffle = [len(NAMES) - i for i in range(people)] if cast != "fixed" else []
-        moduli = _MODULI[people, cast] = [*shuffle, len(ROLE_PAIRS)] + [
-            len(SPEECH_TEMPLATES)
-        ] * people
-    draws = _hash_draws(f"{seed}:{pid}", moduli)
+        moduli = [*shuffle, len(ROLE_PAIRS)] + [len(SPEECH_TEMPLATES)] * people
+        known = _MODULI[people, cast] = (moduli, _one_digest_span(moduli))
+    draws = _hash_draws(f"{seed}:{pid}", *known)
     if cast == "fixed":
         return list(NAMES[:people]), draws[0], draws[1:]
     names = list(NAMES)

@@ -376,6 +376,27 @@ def test_trace_backtracks_on_contradiction():
     assert lines[-1] == "Conclusion: Ann is a knave, Bo is a knight, and Cy is a knight."
 
 
+def test_hash_draws_one_digest_shortcut_is_exact():
+    # The names/templates stream: with one digest enough for every draw, the draws are
+    # taken as digits of the pool modulo the moduli's product; they must equal the
+    # draw-by-draw divisions (and a span too large for one digest is refused).
+    import random
+
+    from kk_puzzles.generator import _hash_draws, _one_digest_span
+
+    rng = random.Random(1)
+    used = 0
+    for t in range(2000):
+        moduli = [rng.randint(1, 200) for _ in range(rng.randint(1, 80))]
+        span = _one_digest_span(moduli)
+        if span:
+            used += 1
+            key = f"{t}:{rng.random()}"
+            assert _hash_draws(key, moduli, span) == _hash_draws(key, moduli)
+    assert 0 < used < 2000
+    assert _one_digest_span([112] * 80) == 0
+
+
 def test_trace_same_in_both_claim_spaces():
     # A claim's truth table over only its own people (claim_for) and over all 2^n
     # assignments (claim_from_mask, the generator's masks) must give the same trace, also
