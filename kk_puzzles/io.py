@@ -79,9 +79,21 @@ def _atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) ->
 
 
 def _json_line() -> Callable[[Any], str]:
-    """``json.dumps`` with its defaults (mem-kk-logic's layout), less the check for
-    containers that hold themselves (records are plain data): about 5% of the encoding."""
-    return json.JSONEncoder(check_circular=False).encode
+    """``json.dumps`` with its defaults (mem-kk-logic's layout), for records.
+
+    Less the check for containers that hold themselves (records are plain data), and with
+    json's C encoder made once: ``JSONEncoder.encode`` makes it anew for every record.
+    Together about 10% of the encoding. Where the C encoder is missing, plain ``encode``.
+    """
+    encoder = json.JSONEncoder(check_circular=False)
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # a Python build without _json
+        return encoder.encode
+    # The arguments JSONEncoder.iterencode passes it (json/encoder.py); a test compares
+    # the lines with json.dumps.
+    chunks = make(None, encoder.default, json.encoder.encode_basestring_ascii, None,
+                  encoder.key_separator, encoder.item_separator, False, False, True)  # fmt: skip
+    return lambda record: "".join(chunks(record, 0))
 
 
 def dumps_jsonl(records: Iterable[Mapping[str, Any]]) -> str:
