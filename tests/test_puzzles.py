@@ -478,14 +478,16 @@ def test_import_has_no_ml_libraries():
     assert kk_puzzles.generate is generate
 
 
-def test_kk_gen_imports_no_typing(tmp_path):
-    # typing costs every kk-gen process about 2 ms: generating and writing JSONL runs
-    # without it (annotations are strings). -S: no site hooks, only the standard library.
+def test_kk_gen_imports_no_typing_or_shutil(tmp_path):
+    # typing, and shutil with the compression modules, cost every kk-gen process about
+    # 2 ms each: generating and writing JSONL runs without them (annotations are strings;
+    # argparse's width is found without shutil). -S: no site hooks, only the standard
+    # library.
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     code = (
         f"import sys; sys.path.insert(0, {root!r}); from kk_puzzles.cli import main;"
         f"main(['--people', '4', '--n', '20', '--quiet', '--out', {str(tmp_path / 'p.jsonl')!r}]);"
-        "print(sorted(m for m in ('typing', 'tempfile', 'dataclasses') if m in sys.modules))"
+        "print(sorted(m for m in ('typing', 'shutil', 'tempfile', 'dataclasses') if m in sys.modules))"
     )
     out = subprocess.run(
         [sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True
