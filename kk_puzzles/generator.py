@@ -164,9 +164,7 @@ class _Meta:
     ) -> None:
         """``consistent``: where the claim matches its speaker's role, over all 2^people
         assignments (the sampler's mask), if known."""
-        self.text = repr(stmt)
-        canon = canonical(stmt)
-        self.canon = self.text if canon == stmt else repr(canon)
+        self.text, self.canon = _texts(stmt) if people <= CACHE_MAX_PEOPLE else _reprs(stmt)
         if people > CACHE_MAX_PEOPLE:
             self.claim = claim_for(speaker, stmt, cache=False)
         elif consistent is None:
@@ -174,6 +172,19 @@ class _Meta:
         else:
             self.claim = claim_from_mask(speaker, stmt, consistent, people)
         self.pattern = claim_pattern(stmt)
+
+
+def _reprs(stmt: Statement) -> tuple[str, str]:
+    """The claim's text in the statements field, and that of its canonical form."""
+    text = repr(stmt)
+    canon = canonical(stmt)
+    return text, text if canon == stmt else repr(canon)
+
+
+@functools.lru_cache(maxsize=100_000)
+def _texts(stmt: Statement) -> tuple[str, str]:
+    """:func:`_reprs`, cached: most claims are open to every speaker."""
+    return _reprs(stmt)
 
 
 _METAS: dict[tuple[int, Statement], _Meta] = {}
