@@ -14,11 +14,12 @@ try:  # blake2 without loading OpenSSL (hashlib's import costs ~20 ms per proces
     from _blake2 import blake2b
 except ImportError:  # pragma: no cover - other Python builds
     from hashlib import blake2b
+import functools
+import gc
 import itertools
 import random
 from bisect import bisect_right
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any
 
 from .grammar import Statement, canonical, parse_statements
 from .render import (
@@ -26,14 +27,20 @@ from .render import (
     ROLE_PAIRS,
     SPEECH_TEMPLATES,
     claim_pattern,
+    fill_claims,
     render_quiz,
     role_words,
-    solution_text,
-    solution_text_format,
+    solution_texts,
 )
 from .reserved import RESERVED_PER_MILLE, check_mode, is_reserved_id, key_bucket, structure_key
 from .solver import MAX_PEOPLE, combine_masks, knight_masks
-from .trace import Claim, claim_for, render_trace, trace_steps
+from .trace import claim_for, claim_from_mask, render_trace, trace_steps
+
+TYPE_CHECKING = False  # typing's, without importing typing (2 ms of every kk-gen run)
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    _F = TypeVar("_F", bound=Callable[..., Any])
 
 MIN_PEOPLE = 2
 MAX_DEPTH = 5
@@ -46,6 +53,27 @@ RANDOM_ROLE_WORDS = "random"
 CASTS = ("random", "fixed")
 # Give up when this many samples in a row bring no new puzzle (space exhausted).
 STALL_LIMIT = 20_000
+
+
+def collector_paused(fn: _F) -> _F:
+    """Run ``fn`` with Python's cyclic garbage collector paused (restored after).
+
+    Generating and perturbing make no reference cycles (tests check), so the collector
+    would only walk the growing list of records again and again: about 4% of a kk-gen run.
+    Memory is freed by reference counting as usual.
+    """
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    return run  # type: ignore[return-value]
 
 
 class GenerationError(ValueError):
@@ -131,12 +159,32 @@ class _Meta:
 
     __slots__ = ("canon", "claim", "pattern", "text")
 
-    def __init__(self, speaker: int, stmt: Statement, cache: bool = True) -> None:
-        self.text = repr(stmt)
-        canon = canonical(stmt)
-        self.canon = self.text if canon == stmt else repr(canon)
-        self.claim = claim_for(speaker, stmt) if cache else Claim(speaker, stmt)
+    def __init__(
+        self, speaker: int, stmt: Statement, people: int, consistent: int | None = None
+    ) -> None:
+        """``consistent``: where the claim matches its speaker's role, over all 2^people
+        assignments (the sampler's mask), if known."""
+        self.text, self.canon = _texts(stmt) if people <= CACHE_MAX_PEOPLE else _reprs(stmt)
+        if people > CACHE_MAX_PEOPLE:
+            self.claim = claim_for(speaker, stmt, cache=False)
+        elif consistent is None:
+            self.claim = claim_for(speaker, stmt)
+        else:
+            self.claim = claim_from_mask(speaker, stmt, consistent, people)
         self.pattern = claim_pattern(stmt)
+
+
+def _reprs(stmt: Statement) -> tuple[str, str]:
+    """The claim's text in the statements field, and that of its canonical form."""
+    text = repr(stmt)
+    canon = canonical(stmt)
+    return text, text if canon == stmt else repr(canon)
+
+
+@functools.lru_cache(maxsize=100_000)
+def _texts(stmt: Statement) -> tuple[str, str]:
+    """:func:`_reprs`, cached: most claims are open to every speaker."""
+    return _reprs(stmt)
 
 
 _METAS: dict[tuple[int, Statement], _Meta] = {}
@@ -147,15 +195,15 @@ _METAS: dict[tuple[int, Statement], _Meta] = {}
 CACHE_MAX_PEOPLE = 10
 
 
-def _meta(speaker: int, stmt: Statement, people: int) -> _Meta:
+def _meta(speaker: int, stmt: Statement, people: int, consistent: int | None = None) -> _Meta:
     if people > CACHE_MAX_PEOPLE:
-        return _Meta(speaker, stmt, cache=False)
+        return _Meta(speaker, stmt, people)
     key = (speaker, stmt)
     m = _METAS.get(key)
     if m is None:
         if len(_METAS) > 100_000:  # bound memory on long runs
             _METAS.clear()
-        m = _METAS[key] = _Meta(speaker, stmt)
+        m = _METAS[key] = _Meta(speaker, stmt, people, consistent)
     return m
 
 
@@ -294,7 +342,7 @@ class _Sampler:
         for s, (i, (_, entries, cache)) in enumerate(zip(picks, self.tables, strict=True)):
             meta = cache[i]
             if meta is None:
-                meta = cache[i] = _Meta(s, entries[i][0])
+                meta = cache[i] = _Meta(s, entries[i][0], self.n, self.draws[s][1][i])
             stmts.append(entries[i][0])
             metas.append(meta)
         return tuple(stmts), ok.bit_length() - 1, metas
@@ -303,18 +351,21 @@ class _Sampler:
         full, knights = self.full, self.knights
         ok = full
         stmts = []
+        conses = []
         for s in range(self.n):
             st, m = self.sample(s, self.depth)
-            ok &= full ^ knights[s] ^ m
+            cons = full ^ knights[s] ^ m
+            ok &= cons
             if not ok:
                 return None
             stmts.append(st)
+            conses.append(cons)
         if ok & (ok - 1):
             return None
         return (
             tuple(stmts),
             ok.bit_length() - 1,
-            [_meta(s, st, self.n) for s, st in enumerate(stmts)],
+            [_meta(s, stmts[s], self.n, conses[s]) for s in range(self.n)],
         )
 
 
@@ -330,13 +381,34 @@ def _pick(rng: random.Random, pool: Sequence[str], k: int) -> list[str]:
 
 _POOL_MIN = 1 << 64  # keep >= 64 random bits in the pool, so bias is < 2^-58
 _POOL_TOP = 1 << 512
-_MODULI: dict[tuple[int, str], list[int]] = {}
+_MODULI: dict[tuple[int, str], tuple[list[int], int]] = {}
 
 
-def _hash_draws(key: str, moduli: Sequence[int]) -> list[int]:
+def _one_digest_span(moduli: Sequence[int]) -> int:
+    """The product of the moduli when one digest serves every draw (the pool never drops
+    below _POOL_MIN), else 0."""
+    span = 1
+    for m in moduli:
+        span *= m
+    return span if span * _POOL_MIN <= _POOL_TOP else 0
+
+
+def _hash_draws(key: str, moduli: Sequence[int], span: int = 0) -> list[int]:
     """One uniform draw below each modulus, from blake2b digests of ``key`` (cheaper than
-    seeding a Random): a 512-bit digest is a pool that each draw divides."""
+    seeding a Random): a 512-bit digest is a pool that each draw divides.
+
+    ``span``: ``_one_digest_span(moduli)``, if known and not 0: the same draws, as the
+    mixed-radix digits of the pool modulo the span (a small number, so cheap divisions).
+    """
     raw = key.encode()
+    if span:
+        digest = blake2b(raw + b"\0\0\0\0").digest()  # counter 0, as below
+        pool = (int.from_bytes(digest, "little") | _POOL_TOP) % span
+        out = []
+        for m in moduli:
+            pool, x = divmod(pool, m)
+            out.append(x)
+        return out
     counter = 0
     pool = 1
     out = []
@@ -358,13 +430,12 @@ def surface(
     Keyed by (seed, id), so a perturbation can re-render the same puzzle changing one thing.
     With ``cast="fixed"`` the names are the pool's first ``people`` names, in order.
     """
-    moduli = _MODULI.get((people, cast))
-    if moduli is None:
+    known = _MODULI.get((people, cast))
+    if known is None:
         shuffle = [len(NAMES) - i for i in range(people)] if cast != "fixed" else []
-        moduli = _MODULI[people, cast] = [*shuffle, len(ROLE_PAIRS)] + [
-            len(SPEECH_TEMPLATES)
-        ] * people
-    draws = _hash_draws(f"{seed}:{pid}", moduli)
+        moduli = [*shuffle, len(ROLE_PAIRS)] + [len(SPEECH_TEMPLATES)] * people
+        known = _MODULI[people, cast] = (moduli, _one_digest_span(moduli))
+    draws = _hash_draws(f"{seed}:{pid}", *known)
     if cast == "fixed":
         return list(NAMES[:people]), draws[0], draws[1:]
     names = list(NAMES)
@@ -391,21 +462,20 @@ def build_record(
     """A full record (interop fields first, in mem-kk-logic's order, then ours)."""
     solution = [bool(x) for x in solution]
     names = list(names)
-    kn, kv = roles["a_knight"], roles["a_knave"]
     if metas is None:
         metas = [_meta(i, s, len(statements)) for i, s in enumerate(statements)]
-    texts = [m.pattern.format(*names, K=kn, V=kv) for m in metas]
+    texts = fill_claims([m.pattern for m in metas], names, roles)
     steps = trace_steps(statements, claims=[m.claim for m in metas])
-    sol_text = solution_text(names, solution, roles)
+    sol_text, sol_format = solution_texts(names, solution, roles)
     return {
         "quiz": render_quiz(statements, names, roles, templates, order, texts),
         "names": names,
         "knight_knave": dict(roles),
         "solution": solution,
         "solution_text": sol_text,
-        "solution_text_format": solution_text_format(names, solution, roles),
+        "solution_text_format": sol_format,
         "statements": "("
-        + ", ".join(m.text for m in metas)
+        + ", ".join([m.text for m in metas])
         + ("," if len(metas) == 1 else "")
         + ")",
         "id": pid or puzzle_id(statements),
@@ -417,6 +487,7 @@ def build_record(
     }
 
 
+@collector_paused
 def _generate(
     people: int | Sequence[int] | Mapping[int, float],
     n: int,
@@ -464,7 +535,7 @@ def _generate(
                 _stalled(people, n, len(out), depth, width, reserved)
             continue
         stmts, bits, metas = got
-        pid = _hash_key("(" + ", ".join(m.canon for m in metas) + ")")
+        pid = _hash_key("(" + ", ".join([m.canon for m in metas]) + ")")
         if pid in seen or (
             reserved != "any" and is_reserved_id(pid, stmts) != (reserved == "only")
         ):
@@ -477,7 +548,7 @@ def _generate(
         seen.add(pid)
         names, role_i, templates = surface(pid, seed, c, cast)
         roles = role_choices[role_i % len(role_choices)]
-        solution = [bool(bits >> i & 1) for i in range(c)]
+        solution = [bits >> i & 1 == 1 for i in range(c)]
         out.append(
             build_record(
                 stmts,

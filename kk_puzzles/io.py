@@ -21,7 +21,6 @@ import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from .generator import puzzle_id
 from .grammar import StatementError, depth_of, parse_statements, width_of
@@ -29,6 +28,10 @@ from .prompts import base_prompt, chat_messages, chatml_prompt
 from .render import role_words, solution_text, solution_text_format
 from .solver import MAX_PEOPLE, consistent_mask, mask_to_solutions
 from .trace import render_trace, trace_steps
+
+TYPE_CHECKING = False  # typing's, without importing typing (2 ms of every kk-gen run)
+if TYPE_CHECKING:
+    from typing import Any
 
 ROLE_KEYS = ("knight", "knave", "a_knight", "a_knave", "Knight", "Knave")
 
@@ -75,18 +78,37 @@ def _atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) ->
         raise
 
 
+def _json_line() -> Callable[[Any], str]:
+    """``json.dumps`` with its defaults (mem-kk-logic's layout), for records.
+
+    Less the check for containers that hold themselves (records are plain data), and with
+    json's C encoder made once: ``JSONEncoder.encode`` makes it anew for every record.
+    Together about 10% of the encoding. Where the C encoder is missing, plain ``encode``.
+    """
+    encoder = json.JSONEncoder(check_circular=False)
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # a Python build without _json
+        return encoder.encode
+    # The arguments JSONEncoder.iterencode passes it (json/encoder.py); a test compares
+    # the lines with json.dumps.
+    chunks = make(None, encoder.default, json.encoder.encode_basestring_ascii, None,
+                  encoder.key_separator, encoder.item_separator, False, False, True)  # fmt: skip
+    return lambda record: "".join(chunks(record, 0))
+
+
 def dumps_jsonl(records: Iterable[Mapping[str, Any]]) -> str:
     """Records as JSON lines, written like mem-kk-logic (``json.dumps`` defaults)."""
-    return "".join(json.dumps(r) + "\n" for r in records)
+    encode = _json_line()
+    return "".join([encode(r) + "\n" for r in records])
 
 
 def write_jsonl(records: Iterable[Mapping[str, Any]], path: str | os.PathLike[str]) -> None:
     """Write one JSON object per line, atomically (streamed: no whole-file string)."""
 
     def write(tmp: str) -> None:
-        dumps = json.dumps
+        encode = _json_line()
         with open(tmp, "w", encoding="utf-8") as fh:
-            fh.writelines(dumps(r) + "\n" for r in records)
+            fh.writelines(encode(r) + "\n" for r in records)
 
     _atomic_write(path, write)
 

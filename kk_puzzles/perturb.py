@@ -40,6 +40,7 @@ from .generator import (
     _pick,
     _Sampler,
     build_record,
+    collector_paused,
     surface,
 )
 from .grammar import LEAF_OPS, Statement, parse_statements
@@ -219,6 +220,7 @@ def perturb(
     return out
 
 
+@collector_paused
 def perturb_all(
     records: Iterable[Mapping[str, Any]],
     kinds: Sequence[str],

@@ -12,7 +12,10 @@ True
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+
+TYPE_CHECKING = False  # typing's, without importing typing (2 ms of every kk-gen run)
+if TYPE_CHECKING:
+    from typing import Any
 
 SYSTEM_PROMPT = (
     "You are a helpful assistant. The user gives you a logic puzzle. First think through "

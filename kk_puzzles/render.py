@@ -13,9 +13,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from operator import itemgetter
 
 from .grammar import LEAF_OPS, Statement
+
+TYPE_CHECKING = False  # typing's, without importing typing (2 ms of every kk-gen run)
+if TYPE_CHECKING:
+    from typing import Any
 
 # One token each, none a prefix of another (answer parsers match names by prefix), none
 # a role word.
@@ -109,47 +115,56 @@ def role_words(spec: str = DEFAULT_ROLE_WORDS) -> dict[str, str]:
     }
 
 
-def _leaf(stmt: Statement, names: Sequence[str], roles: dict[str, str], neg: bool = False) -> str:
-    role = roles["a_knight"] if stmt[0] == "telling-truth" else roles["a_knave"]
-    return f"{names[stmt[1]]} is {'not ' if neg else ''}{role}"
+# A claim's text depends on the puzzle only through names and the two role words, so each
+# claim is rendered once as a %-template; the fields are picked from
+# [*names, a_knight, a_knave] (a role field holds the index of its word from the end).
+_KNIGHT, _KNAVE = -2, -1
+ClaimPattern = tuple[str, Callable[[Sequence[str]], "Any"]]
+_PATTERNS: dict[Statement, ClaimPattern] = {}
 
 
-_PLACEHOLDER_ROLES = {"a_knight": "{K}", "a_knave": "{V}"}
-_PATTERNS: dict[Statement, str] = {}
-
-
-def claim_pattern(stmt: Statement) -> str:
-    """The claim with ``{i}`` for names and ``{K}``/``{V}`` for roles (cached)."""
+def claim_pattern(stmt: Statement) -> ClaimPattern:
+    """(``%s`` template, field picker) of a claim (cached); see :func:`fill_claims`."""
     pattern = _PATTERNS.get(stmt)
     if pattern is None:
         if len(_PATTERNS) > 200_000:  # bound memory on long runs
             _PATTERNS.clear()
-        holders = [f"{{{i}}}" for i in range(_max_person(stmt) + 1)]
-        pattern = _PATTERNS[stmt] = _render(stmt, holders, _PLACEHOLDER_ROLES)
+        fields: list[int] = []
+        text = _render(stmt, fields)
+        pattern = _PATTERNS[stmt] = (text, itemgetter(*fields))
     return pattern
+
+
+def fill_claims(
+    patterns: Sequence[ClaimPattern], names: Sequence[str], roles: dict[str, str]
+) -> list[str]:
+    """The claims of these patterns in English, for these names and role words."""
+    values = [*names, roles["a_knight"], roles["a_knave"]]
+    return [text % pick(values) for text, pick in patterns]
 
 
 def render_claim(stmt: Statement, names: Sequence[str], roles: dict[str, str]) -> str:
     """A claim in English; compound parts of deeper claims are put in parentheses."""
-    return claim_pattern(stmt).format(*names, K=roles["a_knight"], V=roles["a_knave"])
+    return fill_claims([claim_pattern(stmt)], names, roles)[0]
 
 
-def _max_person(stmt: Statement) -> int:
-    if stmt[0] in LEAF_OPS:
-        return stmt[1]
-    return max(_max_person(s) for s in stmt[1:])
+def _leaf(stmt: Statement, fields: list[int], neg: bool = False) -> str:
+    fields += (stmt[1], _KNIGHT if stmt[0] == "telling-truth" else _KNAVE)
+    return "%s is not %s" if neg else "%s is %s"
 
 
-def _render(stmt: Statement, names: Sequence[str], roles: dict[str, str]) -> str:
+def _render(stmt: Statement, fields: list[int]) -> str:
+    """The claim with ``%s`` for each name and role word; appends what each one is to
+    ``fields``, in the order of the text."""
     op = stmt[0]
     if op in LEAF_OPS:
-        return _leaf(stmt, names, roles)
+        return _leaf(stmt, fields)
     if op == "not":
         sub = stmt[1]
         if sub[0] in LEAF_OPS:
-            return _leaf(sub, names, roles, neg=True)
-        return "it is not the case that " + _part(sub, names, roles)
-    parts = [_part(s, names, roles) for s in stmt[1:]]
+            return _leaf(sub, fields, neg=True)
+        return "it is not the case that " + _part(sub, fields)
+    parts = [_part(s, fields) for s in stmt[1:]]
     if op == "and":
         return " and ".join(parts)
     if op == "or":
@@ -159,16 +174,42 @@ def _render(stmt: Statement, names: Sequence[str], roles: dict[str, str]) -> str
     return f"{parts[0]} if and only if {parts[1]}"
 
 
-def _part(stmt: Statement, names: Sequence[str], roles: dict[str, str]) -> str:
-    text = _render(stmt, names, roles)
+def _part(stmt: Statement, fields: list[int]) -> str:
+    text = _render(stmt, fields)
     if stmt[0] in LEAF_OPS or (stmt[0] == "not" and stmt[1][0] in LEAF_OPS):
         return text
     return f"({text})"
 
 
+def _percent_style(template: str) -> tuple[str, bool, bool]:
+    """'{name} says, "{C}."' -> ('%s says, "%s."', name comes first, claim capitalised).
+
+    ``%`` with two positional fields costs half of ``str.format`` with three keywords.
+    """
+    name_at = template.index("{name}")
+    claim_at = template.find("{c}")
+    capital = claim_at < 0
+    if capital:
+        claim_at = template.index("{C}")
+    percent = template.replace("%", "%%")
+    for field in ("{name}", "{c}", "{C}"):
+        percent = percent.replace(field, "%s")
+    return percent, name_at < claim_at, capital
+
+
+_SPEECH = {t: _percent_style(t) for t in SPEECH_TEMPLATES}
+
+
 def speech(template: str, name: str, claim: str) -> str:
-    """Fill a speech template."""
-    return template.format(name=name, c=claim, C=claim[0].upper() + claim[1:])
+    """Fill a speech template (one ``{name}`` and one ``{c}`` or ``{C}``, the claim
+    capitalised)."""
+    compiled = _SPEECH.get(template)
+    if compiled is None:
+        return template.format(name=name, c=claim, C=claim[0].upper() + claim[1:])
+    percent, name_first, capital = compiled
+    if capital:
+        claim = claim[0].upper() + claim[1:]
+    return percent % ((name, claim) if name_first else (claim, name))
 
 
 def join_names(names: Sequence[str]) -> str:
@@ -193,27 +234,50 @@ def render_quiz(
     n = len(statements)
     if claims is None:
         claims = [render_claim(s, names, roles) for s in statements]
-    out = [INTRO.format(**roles), f"You meet {n} inhabitants: {join_names(names)}."]
+    intro, outro = _frame(roles["a_knight"], roles["a_knave"], roles["Knight"], roles["knave"])
+    out = [intro, f"You meet {n} inhabitants: {join_names(names)}."]
     for i in order if order is not None else range(n):
         out.append(" " + speech(SPEECH_TEMPLATES[templates[i]], names[i], claims[i]))
-    out.append(" " + OUTRO.format(**roles))
+    out.append(outro)
     return "".join(out)
+
+
+@lru_cache(maxsize=64)
+def _frame(a_knight: str, a_knave: str, cap_knight: str, knave: str) -> tuple[str, str]:
+    """The quiz's first and last sentences for these role words (the same in every quiz)."""
+    roles = {"a_knight": a_knight, "a_knave": a_knave, "Knight": cap_knight, "knave": knave}
+    return INTRO.format(**roles), " " + OUTRO.format(**roles)
+
+
+def _roles_said(names: Sequence[str], solution: Sequence[bool], roles: dict[str, str]) -> list[str]:
+    """['A is a knight', 'B is a knave', ...]: the pieces of both solution texts."""
+    kn, kv = roles["a_knight"], roles["a_knave"]
+    return [f"{n} is {kn if k else kv}" for n, k in zip(names, solution, strict=True)]
 
 
 def solution_text(names: Sequence[str], solution: Sequence[bool], roles: dict[str, str]) -> str:
     """'A is a knight, B is a knave, and C is a knight.' (mem-kk-logic's layout)."""
-    parts = [
-        f"{n} is {roles['a_knight'] if k else roles['a_knave']}"
-        for n, k in zip(names, solution, strict=True)
-    ]
+    return _sentence(_roles_said(names, solution, roles))
+
+
+def _sentence(parts: list[str]) -> str:
     return ", ".join(parts[:-1]) + ", and " + parts[-1] + "."
+
+
+def _numbered(parts: list[str]) -> str:
+    return "\n".join([f"({i}) {p}" for i, p in enumerate(parts, 1)])
 
 
 def solution_text_format(
     names: Sequence[str], solution: Sequence[bool], roles: dict[str, str]
 ) -> str:
     """'(1) A is a knight\\n(2) B is a knave' : the answer format the rewards expect."""
-    return "\n".join(
-        f"({i}) {n} is {roles['a_knight'] if k else roles['a_knave']}"
-        for i, (n, k) in enumerate(zip(names, solution, strict=True), 1)
-    )
+    return _numbered(_roles_said(names, solution, roles))
+
+
+def solution_texts(
+    names: Sequence[str], solution: Sequence[bool], roles: dict[str, str]
+) -> tuple[str, str]:
+    """(solution_text, solution_text_format), sharing their pieces."""
+    parts = _roles_said(names, solution, roles)
+    return _sentence(parts), _numbered(parts)

@@ -26,11 +26,14 @@ Conclusion: Ann is a knight, and Bo is a knave.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from .grammar import LEAF_OPS, Statement, mentioned
 from .render import render_claim, solution_text
-from .solver import knight_masks, statement_mask
+from .solver import MAX_PEOPLE, knight_masks, statement_mask
+
+TYPE_CHECKING = False  # typing's, without importing typing (2 ms of every kk-gen run)
+if TYPE_CHECKING:
+    from typing import Any
 
 Step = tuple  # ('forced', person, role) ('assume', person, role) ('reject', person, role)
 # ('implied', ((person, role), ...), speaker, speaker_role) ('implied_any', (...), speaker)
@@ -48,82 +51,213 @@ def _remap(stmt: Statement, local: dict[int, int]) -> Statement:
     return (stmt[0], *(_remap(s, local) for s in stmt[1:]))
 
 
+# The search state is one int: bit p says person p's role is fixed, bit VALUE + p that it
+# is knight. A claim then reads its own people's part of the state with a single AND.
+VALUE = MAX_PEOPLE
+KNOWN = (1 << VALUE) - 1
+_MISS = object()
+
+
 class Claim:
-    """One speaker's consistency condition as a truth table over the people involved."""
+    """One speaker's consistency condition as a truth table over an assignment space.
 
-    __slots__ = ("bits", "kmask", "memo", "speaker", "table", "vars")
+    The space is either the 2^k assignments of the k people the claim involves
+    (:func:`claim_for`) or all 2^n of a small puzzle (:func:`claim_from_mask`). Either way,
+    fixing person p's role keeps the assignments in p's knight (or knave) mask, and a
+    person is forced when the assignments left all give them one role: the claim only
+    constrains its own people, so both spaces give the same answers.
+    """
 
-    def __init__(self, speaker: int, stmt: Statement) -> None:
-        people = sorted({speaker, *mentioned(stmt)})
-        local = {p: i for i, p in enumerate(people)}
-        knights, full = knight_masks(len(people))
-        truth = statement_mask(_remap(stmt, local), knights, full)
-        self.table = full ^ knights[local[speaker]] ^ truth
-        self.kmask = knights[local[speaker]]
-        self.vars = [(p, knights[i], full ^ knights[i]) for i, p in enumerate(people)]
-        self.bits = sum(1 << p for p in people)
+    __slots__ = ("keymask", "kmask", "memo", "speaker", "table", "vars")
+
+    def __init__(
+        self, speaker: int, people: Sequence[int], masks: Sequence[int], table: int, full: int
+    ) -> None:
+        """``people`` in increasing order, ``masks[i]`` where ``people[i]`` is a knight in
+        the space, ``table`` where the claim matches its speaker's role, ``full`` all of it."""
+        self.table = table
         self.speaker = speaker
-        self.memo: dict[tuple[int, int], Any] = {}
+        self.kmask = masks[people.index(speaker)]
+        self.vars = [(p, m, full ^ m) for p, m in zip(people, masks, strict=True)]
+        bits = 0
+        for p in people:
+            bits |= 1 << p
+        self.keymask = bits | bits << VALUE
+        self.memo: dict[int, Any] = {}
 
-    def check(self, known: int, value: int) -> Any:
+    def check(self, state: int) -> Any:
         """What this claim says given the fixed roles (only its own people's bits matter).
 
-        None: nothing new; a 1-tuple (step,): contradiction; else (steps, known, value)
-        bits to add. Memoised: the same claim meets the same situations very often.
+        None: nothing new; a 1-tuple (step,): contradiction; else (steps, state bits to
+        add). Memoised: the same claim meets the same situations very often.
         """
-        key = (known & self.bits, value & self.bits)
-        hit = self.memo.get(key, self)
-        if hit is not self:
-            return hit
-        res = self._check(known, value)
-        if len(self.memo) < 4096:
-            self.memo[key] = res
-        return res
+        hit = self.memo.get(state & self.keymask, _MISS)
+        return self.answer(state) if hit is _MISS else hit
 
-    def _check(self, known: int, value: int) -> Any:
+    def answer(self, state: int) -> Any:
+        """:meth:`check` without looking in the memo first (the caller just did)."""
+        known, value = state & KNOWN, state >> VALUE
         j = self.speaker
         allowed = self.table
-        for p, kn, kv in self.vars:
+        free = []  # (person, knight mask, knave mask) of this claim's people not fixed yet
+        for var in self.vars:
+            p = var[0]
             if known >> p & 1:
-                allowed &= kn if value >> p & 1 else kv
+                allowed &= var[1] if value >> p & 1 else var[2]
+            else:
+                free.append(var)
         if not allowed:
-            if known >> j & 1:
-                return (("claim", j, bool(value >> j & 1)),)
-            return (("neither", j),)
-        forced = [
-            (p, not allowed & kv)
-            for p, kn, kv in self.vars
-            if not known >> p & 1 and not (allowed & kn and allowed & kv)
-        ]
-        if not forced:
-            return None
+            res: Any = (("claim", j, value >> j & 1 == 1),) if known >> j & 1 else (("neither", j),)
+        else:
+            forced = [
+                (p, not allowed & kv) for p, kn, kv in free if not (allowed & kn and allowed & kv)
+            ]
+            res = self._explain(forced, allowed, known, value) if forced else None
+        if len(self.memo) < 4096:
+            self.memo[state & self.keymask] = res
+        return res
+
+    def _explain(
+        self, forced: list[tuple[int, bool]], allowed: int, known: int, value: int
+    ) -> tuple[tuple[Step, ...], int]:
+        """The steps that say why these people are forced, and their state bits."""
+        j = self.speaker
         steps: list[Step] = []
-        others = tuple(f for f in forced if f[0] != j)
+        others = tuple([f for f in forced if f[0] != j])
         if len(others) < len(forced):
             steps.append(("forced", j, bool(allowed & self.kmask)))
         if others:
             if known >> j & 1:
-                steps.append(("implied", others, j, bool(value >> j & 1)))
+                steps.append(("implied", others, j, value >> j & 1 == 1))
             elif len(others) == len(forced):
                 steps.append(("implied_any", others, j))
             else:  # the speaker's role was just forced above
                 steps.append(("implied", others, j, bool(allowed & self.kmask)))
-        add_known = sum(1 << p for p, _ in forced)
-        add_value = sum(1 << p for p, role in forced if role)
-        return tuple(steps), add_known, add_value
+        add = 0
+        for p, role in forced:
+            add |= 1 << p | role << (VALUE + p)
+        return tuple(steps), add
 
 
 _CLAIMS: dict[tuple[int, Statement], Claim] = {}
+_SHARED: dict[tuple[int, int, int, tuple[int, ...]], Claim] = {}
 
 
-def claim_for(speaker: int, stmt: Statement) -> Claim:
-    key = (speaker, stmt)
-    c = _CLAIMS.get(key)
+def _shared(speaker: int, people: list[int], masks: Sequence[int], table: int, full: int) -> Claim:
+    """Claims alike in speaker, people and truth table answer every check alike (whatever
+    their wording): one object for them all, so they share one memo."""
+    key = (speaker, table, full, tuple(people))
+    c = _SHARED.get(key)
     if c is None:
-        if len(_CLAIMS) > 200_000:  # bound memory on long mixed runs
-            _CLAIMS.clear()
-        c = _CLAIMS[key] = Claim(speaker, stmt)
+        if len(_SHARED) > 200_000:  # bound memory on long mixed runs
+            _SHARED.clear()
+        c = _SHARED[key] = Claim(speaker, people, masks, table, full)
     return c
+
+
+def claim_for(speaker: int, stmt: Statement, cache: bool = True) -> Claim:
+    """The claim over the space of the people it involves (any puzzle size); ``cache``
+    False for claims unlikely to recur (large puzzles), which would only cost memory."""
+    key = (speaker, stmt)
+    c = _CLAIMS.get(key) if cache else None
+    if c is None:
+        people = sorted({speaker, *mentioned(stmt)})
+        local = {p: i for i, p in enumerate(people)}
+        knights, full = knight_masks(len(people))
+        truth = statement_mask(_remap(stmt, local), knights, full)
+        table = full ^ knights[local[speaker]] ^ truth
+        if not cache:
+            return Claim(speaker, people, knights, table, full)
+        if len(_CLAIMS) > 200_000:
+            _CLAIMS.clear()
+        c = _CLAIMS[key] = _shared(speaker, people, knights, table, full)
+    return c
+
+
+def claim_from_mask(speaker: int, stmt: Statement, consistent: int, people: int) -> Claim:
+    """The claim over all 2^people assignments, from the mask of those where it matches its
+    speaker's role (``full ^ knight_i ^ truth``: the generator has it, nothing is
+    re-evaluated). Only for small puzzles: the masks have 2^people bits."""
+    involved = sorted({speaker, *mentioned(stmt)})
+    knights, full = knight_masks(people)
+    return _shared(speaker, involved, [knights[p] for p in involved], consistent, full)
+
+
+class _Search:
+    """One trace search: the claims, the claims that mention each person, the steps so far.
+
+    Methods rather than closures: a recursive closure is a reference cycle, which only the
+    garbage collector frees (and the generator runs with it paused).
+    """
+
+    __slots__ = ("all_known", "claims", "max_steps", "steps", "touch")
+
+    def __init__(self, claims: Sequence[Claim], max_steps: int) -> None:
+        n = len(claims)
+        self.claims, self.max_steps = claims, max_steps
+        self.all_known = (1 << n) - 1
+        self.steps: list[Step] = []
+        self.touch = touch = [0] * n  # a speaker mentions themself
+        for j, c in enumerate(claims):
+            for p, _, _ in c.vars:
+                touch[p] |= 1 << j
+
+    def propagate(self, state: int, dirty: int) -> int | None:
+        """Let the claims force what they can: the new state, or None on a contradiction.
+
+        Re-checks only claims about people fixed since their last check, lowest index first.
+        """
+        claims, steps, touch = self.claims, self.steps, self.touch
+        while dirty:
+            low = dirty & -dirty
+            dirty ^= low
+            c = claims[low.bit_length() - 1]
+            res = c.memo.get(state & c.keymask, _MISS)  # check(), its memo hit inlined
+            if res is _MISS:
+                res = c.answer(state)
+            if res is None:
+                continue
+            if len(res) == 1:
+                steps.append(res[0])
+                return None
+            steps.extend(res[0])
+            add = res[1]
+            state |= add
+            add &= KNOWN
+            checked = low
+            while add:
+                low = add & -add
+                add ^= low
+                dirty |= touch[low.bit_length() - 1]
+            # Not the claim that forced them: every assignment it still allows agrees with
+            # the roles it forced, so checked again now it would find nothing new.
+            dirty &= ~checked
+        return state
+
+    def dfs(self, state: int, dirty: int) -> int | None:
+        """The knight bits of the first consistent assignment below ``state``, or None."""
+        steps = self.steps
+        if len(steps) > self.max_steps:
+            raise RuntimeError(f"trace longer than {self.max_steps} steps")
+        res = self.propagate(state, dirty)
+        if res is None:
+            return None
+        state = res
+        known = state & KNOWN
+        if known == self.all_known:
+            return state >> VALUE
+        j = (~known & (known + 1)).bit_length() - 1  # lowest unassigned person
+        touched = self.touch[j]
+        steps.append(("assume", j, True))
+        out = self.dfs(state | 1 << j | 1 << (VALUE + j), touched)
+        if out is not None:
+            return out
+        steps.append(("reject", j, True))
+        out = self.dfs(state | 1 << j, touched)
+        if out is not None:
+            return out
+        steps.append(("backtrack", j))
+        return None
 
 
 def trace_steps(
@@ -135,65 +269,13 @@ def trace_steps(
     n = len(statements)
     if claims is None:
         claims = [claim_for(i, s) for i, s in enumerate(statements)]
-    all_known = (1 << n) - 1
-    steps: list[Step] = []
-
-    touch = [0] * n  # claims that mention each person (a speaker mentions themself)
-    for j, c in enumerate(claims):
-        for p, _, _ in c.vars:
-            touch[p] |= 1 << j
-
-    def propagate(known: int, value: int, dirty: int) -> tuple[int, int] | None:
-        # Re-check only claims about people fixed since the last check, lowest index first.
-        while dirty:
-            low = dirty & -dirty
-            dirty ^= low
-            j = low.bit_length() - 1
-            c = claims[j]
-            res = c.memo.get((known & c.bits, value & c.bits), c)  # inlined check()
-            if res is c:
-                res = c.check(known, value)
-            if res is None:
-                continue
-            if len(res) == 1:
-                steps.append(res[0])
-                return None
-            new_steps, add_known, add_value = res
-            steps.extend(new_steps)
-            known |= add_known
-            value |= add_value
-            while add_known:
-                low = add_known & -add_known
-                add_known ^= low
-                dirty |= touch[low.bit_length() - 1]
-        return known, value
-
-    def dfs(known: int, value: int, dirty: int) -> int | None:
-        if len(steps) > max_steps:
-            raise RuntimeError(f"trace longer than {max_steps} steps")
-        res = propagate(known, value, dirty)
-        if res is None:
-            return None
-        known, value = res
-        if known == all_known:
-            return value
-        j = (~known & (known + 1)).bit_length() - 1  # lowest unassigned person
-        steps.append(("assume", j, True))
-        out = dfs(known | 1 << j, value | 1 << j, touch[j])
-        if out is not None:
-            return out
-        steps.append(("reject", j, True))
-        out = dfs(known | 1 << j, value, touch[j])
-        if out is not None:
-            return out
-        steps.append(("backtrack", j))
-        return None
-
-    found = dfs(0, 0, all_known)
+    search = _Search(claims, max_steps)
+    found = search.dfs(0, search.all_known)
+    steps = search.steps
     if found is None:
         steps.append(("fail",))
     else:
-        steps.append(("done", tuple(bool(found >> i & 1) for i in range(n))))
+        steps.append(("done", tuple([found >> i & 1 == 1 for i in range(n)])))
     return steps
 
 
@@ -215,12 +297,8 @@ def render_trace(
     ``claim_texts`` may hold the already rendered claims of all speakers.
     """
     a_kn, a_kv = roles["a_knight"], roles["a_knave"]
-    claims: dict[int, str] = dict(enumerate(claim_texts)) if claim_texts is not None else {}
-
-    def claim(p: int) -> str:
-        if p not in claims:
-            claims[p] = render_claim(statements[p], names, roles)
-        return claims[p]
+    if claim_texts is None:
+        claim_texts = [render_claim(s, names, roles) for s in statements]
 
     lines = [HEADER]
     for st in steps:
@@ -230,18 +308,18 @@ def render_trace(
             other, need = (a_kv, "false") if role else (a_kn, "true")
             lines.append(
                 f"{names[p]} must be {a_kn if role else a_kv}: if {names[p]} were {other}, "
-                f'the claim "{claim(p)}" would have to be {need}, and it cannot be.'
+                f'the claim "{claim_texts[p]}" would have to be {need}, and it cannot be.'
             )
         elif kind == "implied":
             j, jrole = st[2], st[3]
             lines.append(
-                f'{names[j]} is {a_kn if jrole else a_kv}, so the claim "{claim(j)}" is '
+                f'{names[j]} is {a_kn if jrole else a_kv}, so the claim "{claim_texts[j]}" is '
                 f"{'true' if jrole else 'false'}; hence {_forced_list(st[1], names, roles)}."
             )
         elif kind == "implied_any":
             j = st[2]
             lines.append(
-                f'Whatever {names[j]} is, {names[j]}\'s claim "{claim(j)}" requires that '
+                f'Whatever {names[j]} is, {names[j]}\'s claim "{claim_texts[j]}" requires that '
                 f"{_forced_list(st[1], names, roles)}."
             )
         elif kind == "assume":
@@ -255,7 +333,7 @@ def render_trace(
         elif kind == "claim":
             p, role = st[1], st[2]
             lines.append(
-                f'Contradiction: {names[p]}\'s claim "{claim(p)}" cannot be '
+                f'Contradiction: {names[p]}\'s claim "{claim_texts[p]}" cannot be '
                 f"{'true' if role else 'false'} now, yet {names[p]} is {a_kn if role else a_kv}."
             )
         elif kind == "neither":

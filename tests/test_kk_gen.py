@@ -163,3 +163,21 @@ def test_existing_file_needs_force(bin_dir, tmp_path):
     assert out.read_text() == "keep me\n"
     res = run(bin_dir, tmp_path, "--people", 3, "--n", 5, "--out", out, "--force")
     assert res.returncode == 0 and len(read_lines(out)) == 5
+
+
+@pytest.mark.parametrize("columns", [None, "57", "0", "wide"])
+def test_help_width_is_shutils(monkeypatch, columns):
+    # The CLIs' parsers find the terminal width without importing shutil (it pulls in the
+    # compression modules): the width must be shutil's, whatever COLUMNS says.
+    import shutil
+
+    from kk_puzzles.cli import _gen_parser
+    from kk_puzzles.cli_errors import _terminal_columns
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert _terminal_columns() == shutil.get_terminal_size().columns
+    formatter = _gen_parser()._get_formatter()
+    assert formatter._width == shutil.get_terminal_size().columns - 2

@@ -376,6 +376,80 @@ def test_trace_backtracks_on_contradiction():
     assert lines[-1] == "Conclusion: Ann is a knave, Bo is a knight, and Cy is a knight."
 
 
+def test_hash_draws_one_digest_shortcut_is_exact():
+    # The names/templates stream: with one digest enough for every draw, the draws are
+    # taken as digits of the pool modulo the moduli's product; they must equal the
+    # draw-by-draw divisions (and a span too large for one digest is refused).
+    import random
+
+    from kk_puzzles.generator import _hash_draws, _one_digest_span
+
+    rng = random.Random(1)
+    used = 0
+    for t in range(2000):
+        moduli = [rng.randint(1, 200) for _ in range(rng.randint(1, 80))]
+        span = _one_digest_span(moduli)
+        if span:
+            used += 1
+            key = f"{t}:{rng.random()}"
+            assert _hash_draws(key, moduli, span) == _hash_draws(key, moduli)
+    assert 0 < used < 2000
+    assert _one_digest_span([112] * 80) == 0
+
+
+def test_trace_same_in_both_claim_spaces():
+    # A claim's truth table over only its own people (claim_for) and over all 2^n
+    # assignments (claim_from_mask, the generator's masks) must give the same trace, also
+    # for puzzles with no solution or several (the search then backtracks or stops early).
+    import random
+
+    from kk_puzzles.generator import DEFAULT_OP_WEIGHTS, _Sampler
+    from kk_puzzles.solver import knight_masks
+    from kk_puzzles.trace import claim_for, claim_from_mask, trace_steps
+
+    rng = random.Random(5)
+    kinds = Counter()
+    for n, depth, width in [(2, 2, 2), (3, 2, 2), (4, 3, 3), (5, 2, 2), (6, 3, 2), (7, 4, 3)]:
+        sampler = _Sampler(n, depth, width, DEFAULT_OP_WEIGHTS, rng)
+        knights, full = knight_masks(n)
+        for _ in range(150):
+            drawn = [sampler.sample(s, depth) for s in range(n)]
+            stmts = tuple(st for st, _ in drawn)
+            local = [claim_for(s, st, cache=False) for s, st in enumerate(stmts)]
+            whole = [
+                claim_from_mask(s, st, full ^ knights[s] ^ m, n) for s, (st, m) in enumerate(drawn)
+            ]
+            steps = trace_steps(stmts, claims=local)
+            assert trace_steps(stmts, claims=whole) == steps
+            assert trace_steps(stmts) == steps  # cached, shared claims
+            sols = naive_solutions(stmts)
+            assert steps[-1] == (("done", sols[0]) if sols else ("fail",))
+            kinds.update(s[0] for s in steps)
+    assert kinds["backtrack"] and kinds["fail"] and kinds["claim"] and kinds["neither"]
+
+
+def test_generation_makes_no_reference_cycles():
+    # generate() and perturb_all() run with the cyclic garbage collector paused: that is
+    # only safe while they leave no cyclic garbage behind.
+    import gc
+
+    from kk_puzzles.perturb import perturb_all
+
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        recs = generate(5, 200, seed=0)
+        generate(16, 10, seed=1, depth=3)
+        split(3, 50, 20, seed=2, cast="fixed")
+        perturb_all(recs[:50], ["statement", "leaf", "names", "roles", "order"], seed=0)
+        assert gc.collect() == 0
+    finally:
+        if was_enabled:
+            gc.enable()
+    assert gc.isenabled() == was_enabled
+
+
 # ---------------------------------------------------------------- prompts and import hygiene
 
 
@@ -402,6 +476,24 @@ def test_import_has_no_ml_libraries():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     assert kk_puzzles.generate is generate
+
+
+def test_kk_gen_imports_no_typing_or_shutil(tmp_path):
+    # typing, and shutil with the compression modules, cost every kk-gen process about
+    # 2 ms each: generating and writing JSONL runs without them (annotations are strings;
+    # argparse's width is found without shutil). -S: no site hooks, only the standard
+    # library.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = (
+        f"import sys; sys.path.insert(0, {root!r}); from kk_puzzles.cli import main;"
+        f"main(['--people', '4', '--n', '20', '--quiet', '--out', {str(tmp_path / 'p.jsonl')!r}]);"
+        "print(sorted(m for m in ('typing', 'shutil', 'tempfile', 'dataclasses') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "p.jsonl").read_text().count("\n") == 20
 
 
 def test_prefix_property():

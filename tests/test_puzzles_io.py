@@ -10,6 +10,7 @@ from test_puzzles import naive_solutions
 from kk_puzzles import generate, parse_statements, solve
 from kk_puzzles.io import (
     DataError,
+    dumps_jsonl,
     import_records,
     read_jsonl,
     read_parquet,
@@ -46,6 +47,18 @@ def test_jsonl_and_parquet_round_trip(tmp_path):
     assert read_parquet(tmp_path / "a.parquet") == recs
     lines = (tmp_path / "a.jsonl").read_text().splitlines()
     assert json.loads(lines[0]) == recs[0] and len(lines) == 30
+
+
+def test_jsonl_lines_are_json_dumps(tmp_path):
+    # write_jsonl encodes with json's C encoder made once: the bytes must be json.dumps's,
+    # also for what generated records do not hold (non-ASCII, floats, None, nesting).
+    recs = generate(4, 5, seed=2)
+    recs[0]["extra"] = {"naïve": [1.5, None, float("inf"), -0.0, True], "e": '\u2603\n"\\'}
+    recs[1]["names"] = ["Zoë", "Ünal", "李", "\x7f"]
+    write_jsonl(recs, tmp_path / "a.jsonl")
+    expected = "".join(json.dumps(r) + "\n" for r in recs)
+    assert (tmp_path / "a.jsonl").read_text(encoding="utf-8") == expected
+    assert dumps_jsonl(recs) == expected
 
 
 def test_failed_write_leaves_nothing(tmp_path):
