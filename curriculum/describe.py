@@ -8,8 +8,8 @@ warmup   1-30  2:1  8  4  32  1.00 -> 1.00 constant  1/50  2.00e-05 -> 1.00e-04 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from curriculum.schedules import run_learning_rate, stage_bounds, temperature_at, total_steps
 from curriculum.validate import batch_plan
@@ -93,6 +93,15 @@ def describe(
         f"run {config.run.name}: model {config.model.name_or_path}, {total_steps(config)} steps, "
         f"lr {tr.learning_rate:g} (warm-up {tr.warmup_steps}, {tr.lr_schedule} to "
         f"{tr.lr_floor:g} from {tr.lr_decay_from or 'warm-up end'}), loss {tr.loss_type}, "
-        f"rewards {', '.join(str(r.get('name')) for r in config.rewards)}"
+        f"rewards {_names(config.rewards)}"
     )
+    own = [
+        f"{n}: {_names(st.rewards)}" for n, st in config.stages.items() if st.rewards is not None
+    ]
+    if own:
+        head += f" ({'; '.join(own)})"
     return "\n".join([head, fmt(HEADER), "  ".join("-" * w for w in widths), *map(fmt, rows)])
+
+
+def _names(specs: Sequence[Mapping[str, Any]]) -> str:
+    return ", ".join(str(r.get("name")) for r in specs) or "none"
