@@ -138,3 +138,46 @@ def test_json_string_fields_are_accepted() -> None:
         "knight_knave": json.dumps(rec["knight_knave"]),
     }
     assert compact_trace(as_json) == compact_trace(rec)
+
+
+def _trace_errors_module():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "trace_errors.py"
+    spec = importlib.util.spec_from_file_location("trace_errors", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_trace_errors_classes_the_first_wrong_field() -> None:
+    te = _trace_errors_module()
+    # Zoey: "Bob is a knave"; Bob: "Zoey is a knave and Bob is a knight" (the module doc's)
+    record = {
+        "names": ["Zoey", "Bob"],
+        "statements": "(('lying', 1), ('and', ('lying', 0), ('telling-truth', 1)))",
+        "knight_knave": {"knight": "knight", "knave": "knave"},
+    }
+    ref = compact_trace(record).splitlines()
+    last = ref[
+        2
+    ]  # "Zoey knight Bob knave : Bob knave : Zoey knave = knight false Bob knight = knave false and false ; false knave ok"
+
+    def with_last(line: str) -> str:
+        return "\n" + "\n".join([*ref[:2], line]) + "\n</think><answer>x</answer>"
+
+    assert te.classify("\n" + "\n".join(ref) + "\n</think>", record) == "trace right"
+    assert te.classify("\n" + ref[0] + "\n</think>", record) == "stopped early"
+    cases = {
+        "row restated": last.replace("Zoey knight Bob knave :", "Zoey knave Bob knave :", 1),
+        "speaker": last.replace(": Bob knave :", ": Zoey knave :", 1),
+        "claim translated": last.replace("and false ;", "or false ;", 1),
+        "lookup": last.replace("Zoey knave = knight", "Zoey knave = knave", 1),
+        "truth value": last.replace("= knight false Bob", "= knight true Bob", 1),
+        "verdict": last.replace("knave ok", "knave bad"),
+        "malformed line": "Zoey knight Bob knave Bob knave",
+    }
+    for want, line in cases.items():
+        assert line != last
+        assert te.classify(with_last(line), record) == want, want
