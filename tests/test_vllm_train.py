@@ -164,3 +164,13 @@ def test_unreachable_server_is_a_bounded_one_line_error() -> None:
     text = str(err.value)
     assert f"no trl vllm-serve answered at http://127.0.0.1:{port}/health/ within 1.5 s" in text
     assert "python -m stages.scaleout.launch" in text and "\n" not in text
+
+
+@needs_vllm
+def test_unsupported_head_size_is_refused_before_the_run(repo_root: Path, tmp_path: Path) -> None:
+    # the micro model's head size is 16 (hidden 32 / 2 heads): vLLM's CPU build has no kernel
+    overrides = [a for a in VLLM_RUN if not a.startswith("model.tiny.")]
+    err = _refused(repo_root, tmp_path, *overrides)
+    assert "vLLM's CPU attention supports head sizes 32" in err
+    assert "this model's is 16 (hidden_size 32 / num_attention_heads 2)" in err
+    assert "train.use_vllm=false" in err

@@ -36,10 +36,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from stages.scaleout.vllm_support import cpu_engine_settings, vllm_generator
+from stages.scaleout.vllm_support import (
+    cpu_engine_settings,
+    cpu_head_sizes,
+    head_size_problem,
+    vllm_generator,
+)
 from stages.temperature import TrlInternalsError
 
-__all__ = ["cpu_engine_arguments", "release_engine", "use_reload_weights", "wants_cpu_engine"]
+__all__ = [
+    "cpu_engine_arguments",
+    "release_engine",
+    "use_reload_weights",
+    "wants_cpu_engine",
+]
 
 
 def wants_cpu_engine(args: Any) -> bool:
@@ -111,6 +121,12 @@ def cpu_engine_arguments(dtype: Any) -> Iterator[None]:
         kwargs.update(extra)
         key = _engine_key(kwargs)
         if _ENGINE.get("key") != key:
+            model_config = json.loads((Path(str(kwargs["model"])) / "config.json").read_text())
+            problem = head_size_problem(model_config, cpu_head_sizes())
+            if problem is not None:
+                from curriculum import ConfigError
+
+                raise ConfigError(problem)
             _ENGINE.clear()
             gc.collect()
             _ENGINE.update(key=key, llm=real(**kwargs))

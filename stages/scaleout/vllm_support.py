@@ -36,9 +36,12 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -48,6 +51,8 @@ __all__ = [
     "VLLMUnavailable",
     "check_vllm",
     "cpu_engine_settings",
+    "cpu_head_sizes",
+    "head_size_problem",
     "install_problem",
     "installed_vllm",
     "preflight_vllm",
@@ -379,6 +384,45 @@ def wait_for_server(settings: ServerSettings, *, poll_seconds: float = 1.0) -> N
         time.sleep(poll_seconds)
 
 
+def head_size_problem(model_config: dict[str, Any], supported: Sequence[int]) -> str | None:
+    """One line naming the fix when the model's attention head size is not one vLLM's CPU
+    attention backend supports (it would fail deep inside the engine start), else None.
+
+    >>> head_size_problem({"hidden_size": 64, "num_attention_heads": 4}, [32, 64])
+    "vLLM's CPU attention supports head sizes 32, 64; this model's is 16 (hidden_size 64 / num_attention_heads 4): change model.tiny (hidden_size / heads) or set train.use_vllm=false"
+    >>> head_size_problem({"hidden_size": 192, "num_attention_heads": 6}, [32, 64]) is None
+    True
+    """
+    heads = int(model_config.get("num_attention_heads") or 0)
+    hidden = int(model_config.get("hidden_size") or 0)
+    head = model_config.get("head_dim") or (hidden // heads if heads else 0)
+    if head in supported:
+        return None
+    how = "head_dim" if model_config.get("head_dim") else (
+        f"hidden_size {hidden} / num_attention_heads {heads}"
+    )  # fmt: skip
+    return (
+        f"vLLM's CPU attention supports head sizes {', '.join(map(str, supported))}; this "
+        f"model's is {head} ({how}): change model.tiny (hidden_size / heads) or set "
+        "train.use_vllm=false"
+    )
+
+
+def cpu_head_sizes() -> list[int]:
+    """Head sizes vLLM's CPU attention backend has kernels for (vLLM internals, checked)."""
+    try:
+        from vllm.v1.attention.backends.cpu_attn import CPUAttentionBackend
+
+        return [int(h) for h in CPUAttentionBackend.get_supported_head_sizes()]
+    except (ImportError, AttributeError) as exc:
+        from stages.temperature import TrlInternalsError
+
+        raise TrlInternalsError(
+            f"vllm: no CPUAttentionBackend.get_supported_head_sizes ({exc}); kk-rl's CPU "
+            "colocate mode is written for vllm 0.31.0 (set train.use_vllm=false)"
+        ) from exc
+
+
 def preflight_vllm(config: Any, *, world_size: int = 1) -> None:
     """Before a run directory is touched: ``curriculum.ConfigError`` (one line naming the fix)
     unless the run's vLLM settings can work here. Nothing to do when ``use_vllm`` is off.
@@ -402,6 +446,13 @@ def preflight_vllm(config: Any, *, world_size: int = 1) -> None:
 
     cuda = torch.cuda.is_available()
     validate_vllm(config, world_size=world_size, gpus=torch.cuda.device_count() if cuda else None)
+    if not cuda and config.train.vllm_mode == "colocate":
+        model_config = _local_model_config(config)
+        problem = (
+            None if model_config is None else head_size_problem(model_config, cpu_head_sizes())
+        )
+        if problem is not None:
+            raise ConfigError(problem)
     if config.train.vllm_mode == "server":
         if not cuda:
             raise ConfigError(
@@ -410,6 +461,19 @@ def preflight_vllm(config: Any, *, world_size: int = 1) -> None:
                 "train.vllm_mode=colocate (the engine runs in the training process)"
             )
         wait_for_server(server_settings(config))
+
+
+def _local_model_config(config: Any) -> dict[str, Any] | None:
+    """The policy's attention shape before it is built: the tiny model's resolved settings,
+    or a local folder's config.json; None for a hub id (checked when the engine starts)."""
+    name = str(config.model.name_or_path)
+    if name == "tiny":
+        from stages.tiny.model import resolve_cfg
+
+        tiny = resolve_cfg(config.model.tiny)
+        return {"hidden_size": tiny["hidden_size"], "num_attention_heads": tiny["heads"]}
+    path = Path(name) / "config.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def validate_vllm(config: Any, *, world_size: int = 1, gpus: int | None = None) -> None:
