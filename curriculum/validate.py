@@ -36,6 +36,7 @@ AGGREGATIONS = ("sum_then_normalize", "normalize_then_sum")
 DTYPES = ("float32", "bfloat16", "float16", "auto")
 PROMPT_STYLES = ("base", "chat")
 VLLM_MODES = ("colocate", "server")
+VLLM_IS_MODES = ("sequence_mask", "sequence_truncate", "token_mask", "token_truncate")  # trl 1.16
 MIN_PEOPLE, MAX_PEOPLE = 2, 16
 
 # GRPOConfig keys the YAML manages elsewhere: train.extra must not set them a second time.
@@ -354,6 +355,7 @@ def _check_train(config: RunConfig) -> None:
     )
     _need(tr.logging_steps >= 1, f"{k}.logging_steps is {tr.logging_steps}; use >= 1")
     _choice(tr.vllm_mode, VLLM_MODES, f"{k}.vllm_mode")
+    _choice(tr.vllm_importance_sampling_mode, VLLM_IS_MODES, f"{k}.vllm_importance_sampling_mode")
     _need(
         0 < tr.vllm_gpu_memory_utilization <= 1,
         f"{k}.vllm_gpu_memory_utilization is {tr.vllm_gpu_memory_utilization}; "

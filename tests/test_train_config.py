@@ -52,6 +52,8 @@ ALTERNATIVES = {
     "vllm_gpu_memory_utilization": "0.5",
     "vllm_tensor_parallel_size": "2",
     "vllm_max_model_length": "2048",
+    "vllm_importance_sampling_correction": "false",
+    "vllm_importance_sampling_mode": "token_truncate",
     "extra": "{max_tool_calling_iterations: 3}",
 }
 

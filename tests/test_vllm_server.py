@@ -51,6 +51,11 @@ SERVER_ENV = {
     "VLLM_SERVER_DEV_MODE": "1",
     "VLLM_CPU_KVCACHE_SPACE": CPU_KV_CACHE_GIB,
     "OMP_NUM_THREADS": "1",
+    # The settings checks read vLLM's INFO log. Set it here: the colocated engine's settings
+    # (stages.scaleout.vllm_support.cpu_engine_settings) put VLLM_LOGGING_LEVEL=ERROR into
+    # the environment of a test process that built one earlier, and the server inherits it.
+    "VLLM_LOGGING_LEVEL": "INFO",
+    "PYTHONUNBUFFERED": "1",  # a server killed after the SIGTERM grace still leaves its log
 }
 # TRL's flags for the tiny base on a CPU: fp32 (the weights are bf16 on disk; fp32 is what
 # HF generate and training use here), eager (no torch.compile warm-up), a short context.
