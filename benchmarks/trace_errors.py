@@ -33,7 +33,8 @@ sys.path.insert(0, str(REPO))
 
 from curriculum.config import default_config_path, load_config  # noqa: E402
 from curriculum.data import heldout_records  # noqa: E402
-from kk_puzzles.compact_trace import compact_trace  # noqa: E402
+from kk_puzzles.compact_trace import compact_trace, matching_lines, trace_lines  # noqa: E402
+from rewards.parsing import think_block  # noqa: E402
 
 TRUTH = ("true", "false")
 
@@ -79,11 +80,10 @@ def first_error(got: str, want: str) -> str:
 
 def classify(completion: str, record: dict) -> str:
     ref = compact_trace(record).splitlines()
-    think = completion.split("</think>")[0]
-    got = [ln.strip() for ln in think.splitlines() if ln.strip()]
-    for g, w in zip(got, ref, strict=False):
-        if g != w:
-            return first_error(g, w)
+    got = trace_lines(think_block(completion, prefilled_think=True))  # kk-eval prefills <think>
+    k = matching_lines(got, ref)
+    if k < min(len(got), len(ref)):
+        return first_error(got[k], ref[k])
     return "trace right" if len(got) >= len(ref) else "stopped early"
 
 

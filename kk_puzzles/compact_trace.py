@@ -45,7 +45,9 @@ __all__ = [
     "OPERATOR_WORDS",
     "TRACE_WORDS",
     "compact_trace",
+    "matching_lines",
     "parse_statement_field",
+    "trace_lines",
     "trace_solution",
 ]
 
@@ -175,3 +177,22 @@ def compact_trace(record: Mapping[str, Any]) -> str:
 def trace_solution(record: Mapping[str, Any]) -> tuple[bool, ...] | None:
     """The assignment the trace ends on (True = knight), or None if no row passes."""
     return _trace_lines(record)[1]
+
+
+def trace_lines(reasoning: str) -> list[str]:
+    """The lines of a written trace, stripped, empty ones dropped."""
+    return [ln for ln in (raw.strip() for raw in reasoning.splitlines()) if ln]
+
+
+def matching_lines(got: Sequence[str], reference: Sequence[str]) -> int:
+    """How many leading lines of ``got`` equal the ``reference`` trace's, in order.
+
+    >>> matching_lines(["a", "b", "x"], ["a", "b", "c", "d"]), matching_lines([], ["a"])
+    (2, 0)
+    """
+    n = 0
+    for g, w in zip(got, reference, strict=False):
+        if g != w:
+            break
+        n += 1
+    return n

@@ -16,13 +16,12 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from kk_puzzles.compact_trace import compact_trace
+from kk_puzzles.compact_trace import compact_trace, matching_lines, trace_lines
 from rewards.parsing import (
-    THINK_CLOSE,
-    THINK_OPEN,
     check_format,
     completion_text,
     tag_count_score,
+    think_block,
 )
 from rewards.scoring import Scheme, Score, score, summarize
 
@@ -539,14 +538,12 @@ class LanguageConsistencyReward(RewardFunction):
             if target == "auto":
                 prompt = prompts[i] if prompts is not None and i < len(prompts) else ""
                 target = dominant_script(_prompt_text(prompt)[-20_000:])
-            start = 0 if p["prefilled_think"] else text.find(THINK_OPEN)
-            if start < 0:
+            block = think_block(text, p["prefilled_think"])
+            if block is None:
                 out.append(0.0)
                 continue
-            start += 0 if p["prefilled_think"] else len(THINK_OPEN)
-            end = text.find(THINK_CLOSE, start)
             # a sample of the reasoning is enough for a share, and keeps 1 MB inputs cheap
-            think = text[start : end if end >= 0 else len(text)][: p["max_chars"]]
+            think = block[: p["max_chars"]]
             letters = len(_LETTER.findall(think))
             if not letters:
                 out.append(0.0)
@@ -587,19 +584,9 @@ class TracePrefixReward(RewardFunction):
                 str(puzzle["statements"]),
                 str(puzzle.get("knight_knave") or "{}"),
             )
-            start = 0
-            if not self.params["prefilled_think"]:
-                start = text.find(THINK_OPEN)
-                start = 0 if start < 0 else start + len(THINK_OPEN)
-            end = text.find(THINK_CLOSE, start)
-            lines = [ln.strip() for ln in text[start : end if end >= 0 else len(text)].splitlines()]
-            lines = [ln for ln in lines if ln]
-            matched = 0
-            for got, want in zip(lines, ref, strict=False):
-                if got != want:
-                    break
-                matched += 1
-            out.append(float(self.params["scale"]) * matched / len(ref))
+            block = think_block(text, self.params["prefilled_think"])
+            lines = trace_lines(text if block is None else block)  # no <think>: read it all
+            out.append(float(self.params["scale"]) * matching_lines(lines, ref) / len(ref))
         return out
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "lenient_claims",
     "parse_strict",
     "tag_count_score",
+    "think_block",
 ]
 
 THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE = "<think>", "</think>", "<answer>", "</answer>"
@@ -136,6 +137,25 @@ def completion_text(completion: object) -> str:
     if isinstance(completion, bytes):
         return completion.decode("utf-8", errors="replace")
     return ""
+
+
+def think_block(text: str, prefilled_think: bool = False) -> str | None:
+    """The reasoning: from after `<think>` (from the start when the prompt ends with it) to
+    the first `</think>` after that, or to the end; None without a `<think>` to start from.
+
+    >>> think_block("<think>a\\nb</think><answer>x</answer>"), think_block("a</think>", True)
+    ('a\\nb', 'a')
+    >>> think_block("no tags") is None
+    True
+    """
+    start = 0
+    if not prefilled_think:
+        start = text.find(THINK_OPEN)
+        if start < 0:
+            return None
+        start += len(THINK_OPEN)
+    end = text.find(THINK_CLOSE, start)
+    return text[start : end if end >= 0 else len(text)]
 
 
 def _tail_clean(text: str, start: int) -> bool:
