@@ -91,12 +91,11 @@ _ARCHITECTURE_KEYS = (
 )
 
 
-def _engine_key(kwargs: dict[str, Any]) -> str:
+def _engine_key(kwargs: dict[str, Any], config: dict[str, Any]) -> str:
     """What must match for a stage to reuse the engine: every engine argument but the model
     folder (the weights are synced from the policy before the first generation), the seed
     and max_num_seqs (a later stage's larger batch is served in more scheduler rounds),
-    plus the model's architecture."""
-    config = json.loads((Path(str(kwargs.get("model", ""))) / "config.json").read_text("utf-8"))
+    plus the model's architecture (``config``: its config.json)."""
     shape = {k: config.get(k) for k in _ARCHITECTURE_KEYS}
     rest = {k: v for k, v in kwargs.items() if k not in ("model", "seed", "max_num_seqs")}
     return json.dumps([shape, rest], sort_keys=True, default=str)
@@ -119,9 +118,11 @@ def cpu_engine_arguments(dtype: Any) -> Iterator[None]:
 
     def llm_on_cpu(**kwargs: Any) -> Any:
         kwargs.update(extra)
-        key = _engine_key(kwargs)
+        model_config = json.loads(
+            (Path(str(kwargs.get("model", ""))) / "config.json").read_text("utf-8")
+        )
+        key = _engine_key(kwargs, model_config)
         if _ENGINE.get("key") != key:
-            model_config = json.loads((Path(str(kwargs["model"])) / "config.json").read_text())
             problem = head_size_problem(model_config, cpu_head_sizes())
             if problem is not None:
                 from curriculum import ConfigError
